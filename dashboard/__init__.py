@@ -1,0 +1,1 @@
+"""UI helpers for the Streamlit pages: cached resources, session keys, figure builders."""

@@ -1,0 +1,31 @@
+"""Resources shared by every session: the store (one root DuckDB connection per file)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from mgi_core.errors import MgiError
+from mgi_core.store import Store, resolve_db_path
+
+
+@st.cache_resource(show_spinner=False)
+def _open_store(path: str) -> Store:
+    return Store(path)
+
+
+def get_store() -> Store:
+    """The store for ``$MGI_DB`` (or data/mgi.duckdb); each script run uses its own cursor.
+
+    Shows the error and stops the page when the file cannot be opened (e.g. busy).
+    """
+    try:
+        return _open_store(str(resolve_db_path()))
+    except MgiError as exc:
+        st.error(str(exc))
+        st.stop()
+        raise  # unreachable: st.stop() raises
+
+
+def show_error(exc: MgiError) -> None:
+    """How every page reports an MgiError: its message, no traceback."""
+    st.error(str(exc), icon=":material/error:")

@@ -1,0 +1,3 @@
+"""Review data: file recognition, column mapping, validation and ingest, splits."""
+
+from __future__ import annotations
