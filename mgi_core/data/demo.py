@@ -64,6 +64,8 @@ _BOOK_ADJECTIVES = (
 # The category tree. Each L2 carries its own sentences; each L3 carries title nouns,
 # aspects (singular and plural noun phrases) and handwritten pos/neg/mixed sentences.
 # Books use "book_nouns" + "subtitle" instead of brand + product noun.
+# The tables below are data, laid out by hand.
+# fmt: off
 _TREE: dict[str, dict[str, dict[str, Any]]] = {
     "Audio": {
         "Headphones": {
@@ -1033,13 +1035,14 @@ _TITLE_OPENERS_PRODUCT = [
 ]
 _TITLE_OPENERS_BOOK = [
     "I read {t} {when}.",
-    "Picked up {t} {when} on a friend's recommendation.",
+    "Picked up {t} on a friend's recommendation and read it {when}.",
     "Finished {t} {when}.",
 ]
 _WHEN_PRODUCT = ("last month", "a few weeks ago", "in the spring sale", "for my birthday",
                  "after my old one broke", "on sale", "before a trip")
 _WHEN_BOOK = ("last month", "on holiday", "over a long weekend", "on the train to work",
               "for my book club", "in one rainy week")
+# fmt: on
 
 
 def _pick(rng: np.random.Generator, seq: Any) -> Any:
@@ -1080,8 +1083,10 @@ def _build_catalog(rng: np.random.Generator) -> list[dict[str, Any]]:
             title = ""
             for _ in range(100):
                 if "book_nouns" in leaf:
-                    title = (f"The {_pick(rng, _BOOK_ADJECTIVES)} "
-                             f"{_pick(rng, leaf['book_nouns'])}{leaf['subtitle']}")
+                    title = (
+                        f"The {_pick(rng, _BOOK_ADJECTIVES)} "
+                        f"{_pick(rng, leaf['book_nouns'])}{leaf['subtitle']}"
+                    )
                 else:
                     title = f"{_pick(rng, _BRANDS)} {_pick(rng, leaf['nouns'])}"
                 if title not in titles:
@@ -1215,12 +1220,8 @@ def _timestamps(rng: np.random.Generator, n: int) -> list[int]:
     total = _T_END - _T_START
     span = int(total * rng.uniform(0.25, 1.0))
     start = _T_START + int(rng.uniform(0.0, 1.0) * (total - span))
-    raw = np.sort(rng.uniform(0.0, 1.0, size=n))
-    times = [start + int(x * span) for x in raw]
-    for i in range(1, n):
-        if times[i] <= times[i - 1]:
-            times[i] = times[i - 1] + int(rng.integers(60, 3600))
-    return [min(t, _T_END) for t in times]
+    offsets = np.sort(rng.choice(span + 1, size=n, replace=False))  # distinct seconds
+    return [start + int(x) for x in offsets]
 
 
 def _plan_user(
@@ -1235,8 +1236,7 @@ def _plan_user(
     Returns the pairs and the disliked L1 actually used (None if no room was left).
     """
     fav_l1, fav_l2, fav_l3 = fav
-    n_fav = min(n_reviews, max(math.ceil(rng.uniform(0.60, 0.75) * n_reviews),
-                               n_reviews // 2 + 1))
+    n_fav = min(n_reviews, max(math.ceil(rng.uniform(0.60, 0.75) * n_reviews), n_reviews // 2 + 1))
     n_rest = n_reviews - n_fav
     n_dis = 0
     if disliked_l1 is not None:
@@ -1247,8 +1247,9 @@ def _plan_user(
 
     # Favourite L2 holds most of the favourite-L1 reviews; favourite L3 most of those.
     fav_leaf = (fav_l1, fav_l2, fav_l3)
-    sibling_leaves = [(fav_l1, fav_l2, l3) for l3 in _TREE[fav_l1][fav_l2]["leaves"]
-                      if l3 != fav_l3]
+    sibling_leaves = [
+        (fav_l1, fav_l2, l3) for l3 in _TREE[fav_l1][fav_l2]["leaves"] if l3 != fav_l3
+    ]
     n_l2 = math.ceil(rng.uniform(0.60, 0.80) * n_fav)
     n_l3 = min(math.ceil(rng.uniform(0.55, 0.75) * n_l2), picker.available(fav_leaf))
     n_sib = min(n_l2 - n_l3, max(n_l3 - 1, 0), sum(picker.available(s) for s in sibling_leaves))
@@ -1350,7 +1351,7 @@ def generate_demo_reviews(seed: int = 7, n_users: int = 300) -> tuple[list[dict]
         ratings = _ratings_for(rng, [role for _, role in plan])
         order = rng.permutation(len(plan))  # interests interleave over time
         times = _timestamps(rng, len(plan))
-        for t, j in zip(times, order):
+        for t, j in zip(times, order, strict=True):
             item, _role = plan[int(j)]
             rating = ratings[int(j)]
             text = _compose_text(rng, item, rating)
@@ -1387,7 +1388,10 @@ def generate_demo_reviews(seed: int = 7, n_users: int = 300) -> tuple[list[dict]
     }
     logger.info(
         "generated %d demo reviews: %d users (%d cold), %d items reviewed",
-        len(rows), n_users, n_cold, len({r["item_id"] for r in rows}),
+        len(rows),
+        n_users,
+        n_cold,
+        len({r["item_id"] for r in rows}),
     )
     return rows, planted
 

@@ -385,7 +385,8 @@ def _load_raw(
     tx.execute(f"DROP TABLE IF EXISTS {rej}_e")
     tx.execute(f"DROP TABLE IF EXISTS {rej}_s")
     n_malformed = tx.execute(f"SELECT count(*) FROM {rej}").fetchone()[0]
-    # The raw table's rowid is file order. A record's line (header = line 1, one line per
+    # The raw table's rowid is file order (consecutive, offset by a transaction-local base
+    # inside a transaction, hence rowid - min(rowid)). A record's line (header = line 1, one line per
     # record) is rowid + 2 plus the malformed records before it: the j-th malformed line
     # q_j (1-based j) comes after q_j - 1 - j good rows, so an ASOF join on that threshold
     # finds how many malformed records precede each good row.
@@ -394,7 +395,8 @@ def _load_raw(
             WITH m AS (SELECT line - 1 - row_number() OVER (ORDER BY line) AS t,
                               row_number() OVER (ORDER BY line) AS j FROM {rej}),
                  thresholds AS (SELECT t, max(j) AS k FROM m GROUP BY t),
-                 r AS (SELECT rowid AS rid, * FROM {raw}_r)
+                 r AS (SELECT rowid - (SELECT min(rowid) FROM {raw}_r) AS rid, *
+                       FROM {raw}_r)
             SELECT r.* EXCLUDE (rid), r.rid + 1 + coalesce(thresholds.k, 0) AS row_number
             FROM r ASOF LEFT JOIN thresholds ON r.rid >= thresholds.t
             ORDER BY r.rid"""

@@ -1,0 +1,156 @@
+"""Plotly figure builders for the dashboard: pure functions from a small frame to a figure.
+
+Each builder takes the aggregate frame that ``mgi_core.data.datasets`` returns (a few
+hundred rows at most) and returns a ``go.Figure``; an empty frame gives an empty chart
+that says so. Labels that come from user data are escaped, so plotly shows them as plain
+text rather than reading ``<b>``-style tags.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+_MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+_HEIGHT = 340
+_ID_SEP = "\x1f"  # joins category levels into sunburst ids; cannot occur in a stored label
+
+
+def plain_label(text: object) -> str:
+    """``text`` escaped for plotly, which reads a subset of HTML tags in labels."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _layout(fig: go.Figure, title: str, x: str | None = None, y: str | None = None) -> go.Figure:
+    fig.update_layout(title=title, margin=_MARGIN, height=_HEIGHT, showlegend=False)
+    if x is not None:
+        fig.update_xaxes(title=x)
+    if y is not None:
+        fig.update_yaxes(title=y)
+    return fig
+
+
+def _empty(title: str, message: str) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _layout(fig, title)
+
+
+def reviews_per_user_figure(df: pd.DataFrame) -> go.Figure:
+    """Bar chart of how many users wrote exactly n reviews.
+
+    Args:
+        df: columns ``n_reviews``, ``n_users`` (one row per distinct n).
+
+    The y axis turns logarithmic when the counts span more than two orders of magnitude,
+    as they do in real review data (many users with one review, few with hundreds).
+    """
+    title = "Reviews per user"
+    if df.empty:
+        return _empty(title, "No reviews")
+    fig = go.Figure(
+        go.Bar(
+            x=df["n_reviews"], y=df["n_users"],
+            hovertemplate="%{y:,} users wrote %{x:,} reviews<extra></extra>",
+        )
+    )
+    counts = df["n_users"][df["n_users"] > 0]
+    if len(counts) and counts.max() / counts.min() > 100:
+        fig.update_yaxes(type="log")
+    return _layout(fig, title, x="reviews written", y="users")
+
+
+def rating_figure(df: pd.DataFrame) -> go.Figure:
+    """Bar chart of the rating distribution. ``df``: columns ``rating``, ``n_reviews``."""
+    title = "Ratings"
+    if df.empty:
+        return _empty(title, "No reviews")
+    fig = go.Figure(
+        go.Bar(
+            x=df["rating"].astype(float), y=df["n_reviews"],
+            hovertemplate="rating %{x}: %{y:,} reviews<extra></extra>",
+        )
+    )
+    return _layout(fig, title, x="rating", y="reviews")
+
+
+def _category_nodes(df: pd.DataFrame) -> pd.DataFrame:
+    """Sunburst nodes (id, parent, label, value) from (l1, l2, l3, n_reviews) rows.
+
+    A path stops at its first missing level, so ("Audio", None, "x") counts under "Audio".
+    A node's value is the total of every row passing through it (``branchvalues="total"``);
+    reviews that stop at a node show as the unfilled part of its ring.
+    """
+    values: dict[tuple[str, ...], int] = {}
+    for row in df.itertuples(index=False):
+        path: list[str] = []
+        for level in (row.l1, row.l2, row.l3):
+            if level is None or pd.isna(level) or str(level) == "":
+                break
+            path.append(str(level))
+        if not path:
+            path = ["(no category)"]
+        for depth in range(1, len(path) + 1):
+            key = tuple(path[:depth])
+            values[key] = values.get(key, 0) + int(row.n_reviews)
+    return pd.DataFrame(
+        {
+            "id": [_ID_SEP.join(k) for k in values],
+            "parent": [_ID_SEP.join(k[:-1]) for k in values],
+            "label": [plain_label(k[-1]) for k in values],
+            "value": list(values.values()),
+        }
+    )
+
+
+def category_sunburst_figure(df: pd.DataFrame) -> go.Figure:
+    """Sunburst of reviews by category, L1 in the centre ring, then L2, then L3.
+
+    Args:
+        df: columns ``l1``, ``l2``, ``l3``, ``n_reviews``; lower levels may be missing.
+    """
+    title = "Categories (L1 → L2 → L3)"
+    if df.empty:
+        return _empty(title, "No categories")
+    nodes = _category_nodes(df)
+    fig = go.Figure(
+        go.Sunburst(
+            ids=nodes["id"], parents=nodes["parent"], labels=nodes["label"],
+            values=nodes["value"], branchvalues="total", maxdepth=3,
+            hovertemplate="%{label}: %{value:,} reviews (%{percentRoot:.1%})<extra></extra>",
+        )
+    )
+    return _layout(fig, title)
+
+
+def reviews_over_time_figure(df: pd.DataFrame) -> go.Figure:
+    """Monthly review counts as a line. ``df``: columns ``month``, ``n_reviews``."""
+    title = "Reviews per month"
+    if df.empty:
+        return _empty(title, "No timestamps")
+    fig = go.Figure(
+        go.Scatter(
+            x=df["month"], y=df["n_reviews"], mode="lines+markers",
+            hovertemplate="%{x|%b %Y}: %{y:,} reviews<extra></extra>",
+        )
+    )
+    return _layout(fig, title, x="month", y="reviews")
+
+
+def rejects_by_reason_figure(df: pd.DataFrame) -> go.Figure:
+    """Horizontal bars of rejected rows per reason. ``df``: columns ``reason``, ``n_rows``."""
+    title = "Rejected rows by reason"
+    if df.empty:
+        return _empty(title, "No rejected rows")
+    ordered = df.sort_values("n_rows")
+    fig = go.Figure(
+        go.Bar(
+            x=ordered["n_rows"], y=[plain_label(r) for r in ordered["reason"]],
+            orientation="h", hovertemplate="%{y}: %{x:,} rows<extra></extra>",
+        )
+    )
+    fig = _layout(fig, title, x="rows")
+    fig.update_layout(height=min(_HEIGHT, 120 + 40 * len(ordered)))
+    return fig
