@@ -22,6 +22,7 @@ run: demo-data
 	$(PY) -m streamlit run app.py --server.port $(PORT)
 
 test: setup
+	$(PY) -m ruff check .
 	$(PY) -m pytest
 
 lint: setup

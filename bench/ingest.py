@@ -70,6 +70,11 @@ def _vm_hwm_kib() -> int | None:
     return None
 
 
+def _cpu_seconds() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
 def _memory() -> dict[str, int | None]:
     ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # ru_maxrss is KiB on Linux, bytes on macOS.
@@ -174,16 +179,17 @@ def worker_mgi(csv_path: Path, db: Path, settings: list[str]) -> dict[str, objec
 
     _fresh(db)
     base = _memory()
-    t0 = time.perf_counter()
+    c0, t0 = _cpu_seconds(), time.perf_counter()
     store = Store(db)
     for sql in settings:
         store.cursor().execute(sql)
     report = ingest_file(store, csv_path, "bench")
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
     store.close()
     return {
-        "seconds": seconds, "n_rows": report.n_accepted, "n_read": report.n_read,
-        "n_rejected": report.n_rejected, "n_users": report.n_users, "n_items": report.n_items,
+        "seconds": seconds, "cpu_seconds": cpu, "n_rows": report.n_accepted,
+        "n_read": report.n_read, "n_rejected": report.n_rejected,
+        "n_users": report.n_users, "n_items": report.n_items,
         "baseline": base, "db_bytes": db.stat().st_size,
     }
 
@@ -194,19 +200,19 @@ def worker_plain(csv_path: Path, db: Path, settings: list[str]) -> dict[str, obj
 
     _fresh(db)
     base = _memory()
-    t0 = time.perf_counter()
+    c0, t0 = _cpu_seconds(), time.perf_counter()
     df = pd.read_csv(csv_path)
     t_read = time.perf_counter() - t0
     con = duckdb.connect(str(db))
     for sql in settings:
         con.execute(sql)
     con.execute("CREATE TABLE reviews AS SELECT * FROM df")
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
     n = con.execute("SELECT count(*) FROM reviews").fetchone()[0]
     con.close()
     df_bytes = int(df.memory_usage(deep=True).sum())  # after the clock: it walks every value
     return {
-        "seconds": seconds, "read_csv_seconds": t_read, "n_rows": int(n),
+        "seconds": seconds, "cpu_seconds": cpu, "read_csv_seconds": t_read, "n_rows": int(n),
         "df_bytes": df_bytes, "df_dtypes": {c: str(t) for c, t in df.dtypes.items()},
         "baseline": base, "db_bytes": db.stat().st_size,
     }
@@ -294,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = _settings_sql(ns.threads, ns.memory_limit)
     say("duckdb settings: " + ("; ".join(settings) if settings else "defaults") +
         f"; CPUs: {os.cpu_count()}")
+    load_before = os.getloadavg()[0]
     paths = [ns.only] if ns.only else ["mgi", "plain"]
     runs: dict[str, list[dict[str, object]]] = {p: [] for p in paths}
     for i in range(ns.repeat):
@@ -303,8 +310,8 @@ def main(argv: list[str] | None = None) -> int:
             r["peak_rss_kib"] = _peak_kib(r["memory"])  # type: ignore[arg-type]
             r["rows_per_s"] = r["n_rows"] / r["seconds"]  # type: ignore[operator]
             runs[p].append(r)
-            say(f"run {i + 1}/{ns.repeat} {p}: {r['seconds']:.2f} s, "
-                f"peak RSS {r['peak_rss_kib'] / 1024:,.0f} MiB")
+            say(f"run {i + 1}/{ns.repeat} {p}: {r['seconds']:.2f} s "
+                f"(CPU {r['cpu_seconds']:.1f} s), peak RSS {r['peak_rss_kib'] / 1024:,.0f} MiB")
             _fresh(db)
 
     summary: dict[str, dict[str, object]] = {}
@@ -313,28 +320,36 @@ def main(argv: list[str] | None = None) -> int:
         rep = min(rs, key=lambda r: abs(float(r["seconds"]) - med))  # type: ignore[arg-type]
         summary[p] = {
             "seconds": med,
+            "cpu_seconds": statistics.median(float(r["cpu_seconds"]) for r in rs),  # type: ignore
+            "ru_maxrss_mib": max(int(r["memory"]["ru_maxrss_kib"]) for r in rs) / 1024,  # type: ignore
+            "after_imports_mib": max(_peak_kib(r["baseline"]) for r in rs) / 1024,  # type: ignore
             "rows_per_s": float(rep["n_rows"]) / med,  # type: ignore[arg-type]
             "peak_rss_mib": max(int(r["peak_rss_kib"]) for r in rs) / 1024,  # type: ignore
             "runs": rs,
         }
 
     say("")
-    say(f"{'path':<8}{'seconds':>10}{'rows/s':>14}{'peak RSS MiB':>15}{'ru_maxrss MiB':>15}"
-        f"{'after imports':>15}{'rows stored':>13}{'DB MiB':>9}")
+    load_after = os.getloadavg()[0]
+    say(f"{'path':<8}{'seconds':>10}{'rows/s':>12}{'CPU s':>9}{'peak RSS MiB':>14}"
+        f"{'ru_maxrss MiB':>15}{'after imports':>15}{'rows stored':>13}{'DB MiB':>8}")
     for p, s in summary.items():
         rep = s["runs"][-1]  # type: ignore[index]
-        say(f"{p:<8}{s['seconds']:>10.2f}{_fmt_rate(s['rows_per_s']):>14}"  # type: ignore
-            f"{s['peak_rss_mib']:>15,.0f}"
-            f"{rep['memory']['ru_maxrss_kib'] / 1024:>15,.0f}"
-            f"{_peak_kib(rep['baseline']) / 1024:>15,.0f}"
-            f"{rep['n_rows']:>13,}{rep['db_bytes'] / MIB:>9,.0f}")
-    say("peak RSS = worker's /proc/self/status VmHWM (own address space since exec); "
-        "ru_maxrss shown as a cross-check; 'after imports' = "
-        "its peak before the clock started.")
+        say(f"{p:<8}{s['seconds']:>10.2f}{_fmt_rate(s['rows_per_s']):>12}"  # type: ignore
+            f"{s['cpu_seconds']:>9.1f}{s['peak_rss_mib']:>14,.0f}{s['ru_maxrss_mib']:>15,.0f}"
+            f"{s['after_imports_mib']:>15,.0f}{rep['n_rows']:>13,}{rep['db_bytes'] / MIB:>8,.0f}")
+    say(f"seconds and CPU s: median of {ns.repeat} run(s), wall-clock / user+sys inside the "
+        "worker after imports. peak RSS: max over runs of the worker's /proc/self/status "
+        "VmHWM (its own address space since exec); ru_maxrss (getrusage) as a cross-check; "
+        "'after imports' = the worker's peak before the clock started.")
+    say(f"load average (1 min) before / after: {load_before:.1f} / {load_after:.1f} on "
+        f"{os.cpu_count()} CPUs" + ("  — the machine was busy: wall times are contended, "
+                                    "compare CPU s too" if max(load_before, load_after)
+                                    > (os.cpu_count() or 1) else ""))
 
     result: dict[str, object] = {
         "rows": ns.rows, "csv": str(csv_path), "csv_bytes": size, "cpus": os.cpu_count(),
         "settings": settings, "repeat": ns.repeat, "paths": summary,
+        "loadavg_before": load_before, "loadavg_after": load_after,
     }
     if "plain" in summary:
         plain = summary["plain"]["runs"][-1]  # type: ignore[index]
@@ -347,7 +362,10 @@ def main(argv: list[str] | None = None) -> int:
         speed = summary["mgi"]["rows_per_s"] / summary["plain"]["rows_per_s"]  # type: ignore
         rss_frac = summary["mgi"]["peak_rss_mib"] / df_mib  # type: ignore[operator]
         result.update(speed_ratio=speed, mgi_rss_over_df=rss_frac)
-        say(f"speed: MGI / plain = {speed:.2f}x (target >= {SPEED_TARGET:g}x)")
+        cpu_ratio = summary["plain"]["cpu_seconds"] / summary["mgi"]["cpu_seconds"]  # type: ignore
+        result["cpu_ratio"] = cpu_ratio
+        say(f"speed: MGI / plain = {speed:.2f}x by wall time (target >= {SPEED_TARGET:g}x); "
+            f"{cpu_ratio:.2f}x by CPU time")
         say(f"memory: MGI peak RSS / DataFrame size = {rss_frac:.2f} "
             f"({summary['mgi']['peak_rss_mib']:,.0f} / {df_mib:,.0f} MiB; "
             f"target <= {RSS_TARGET:g})")

@@ -12,8 +12,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 _MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
-_HEIGHT = 340
+_HEIGHT = 380
 _ID_SEP = "\x1f"  # joins category levels into sunburst ids; cannot occur in a stored label
+_PATH_PUNCT = " >/|:;,-»›"  # what may join a parent path and a child level ("A > B")
 
 
 def plain_label(text: object) -> str:
@@ -28,6 +29,12 @@ def _layout(fig: go.Figure, title: str, x: str | None = None, y: str | None = No
     if y is not None:
         fig.update_yaxes(title=y)
     return fig
+
+
+def _count_axis(values: pd.Series) -> dict[str, object]:
+    """Axis settings for counts: whole-number ticks (no 0.5 users), from zero."""
+    top = float(values.max()) if len(values) else 0.0
+    return {"tickformat": ",d", "rangemode": "tozero", **({"dtick": 1} if top <= 8 else {})}
 
 
 def _empty(title: str, message: str) -> go.Figure:
@@ -56,9 +63,12 @@ def reviews_per_user_figure(df: pd.DataFrame) -> go.Figure:
             hovertemplate="%{y:,} users wrote %{x:,} reviews<extra></extra>",
         )
     )
+    fig.update_xaxes(**_count_axis(df["n_reviews"]))
     counts = df["n_users"][df["n_users"] > 0]
     if len(counts) and counts.max() / counts.min() > 100:
-        fig.update_yaxes(type="log")
+        fig.update_yaxes(type="log", tickformat=",d")
+    else:
+        fig.update_yaxes(**_count_axis(df["n_users"]))
     return _layout(fig, title, x="reviews written", y="users")
 
 
@@ -73,6 +83,8 @@ def rating_figure(df: pd.DataFrame) -> go.Figure:
             hovertemplate="rating %{x}: %{y:,} reviews<extra></extra>",
         )
     )
+    fig.update_xaxes(tickvals=df["rating"].astype(float).tolist())
+    fig.update_yaxes(**_count_axis(df["n_reviews"]))
     return _layout(fig, title, x="rating", y="reviews")
 
 
@@ -99,10 +111,19 @@ def _category_nodes(df: pd.DataFrame) -> pd.DataFrame:
         {
             "id": [_ID_SEP.join(k) for k in values],
             "parent": [_ID_SEP.join(k[:-1]) for k in values],
-            "label": [plain_label(k[-1]) for k in values],
+            "label": [plain_label(_short_label(k)) for k in values],
+            "path": [plain_label(k[-1]) for k in values],
             "value": list(values.values()),
         }
     )
+
+
+def _short_label(path: tuple[str, ...]) -> str:
+    """A level's own name: stored L2/L3 repeat their parent ("Audio > Headphones")."""
+    name = path[-1]
+    if len(path) > 1 and name.startswith(path[-2]) and len(name) > len(path[-2]):
+        return name[len(path[-2]) :].lstrip(_PATH_PUNCT) or name
+    return name
 
 
 def category_sunburst_figure(df: pd.DataFrame) -> go.Figure:
@@ -118,8 +139,9 @@ def category_sunburst_figure(df: pd.DataFrame) -> go.Figure:
     fig = go.Figure(
         go.Sunburst(
             ids=nodes["id"], parents=nodes["parent"], labels=nodes["label"],
-            values=nodes["value"], branchvalues="total", maxdepth=3,
-            hovertemplate="%{label}: %{value:,} reviews (%{percentRoot:.1%})<extra></extra>",
+            values=nodes["value"], customdata=nodes["path"], branchvalues="total", maxdepth=3,
+            hovertemplate="%{customdata}: %{value:,} reviews (%{percentRoot:.1%})"
+            "<extra></extra>",
         )
     )
     return _layout(fig, title)
@@ -130,12 +152,19 @@ def reviews_over_time_figure(df: pd.DataFrame) -> go.Figure:
     title = "Reviews per month"
     if df.empty:
         return _empty(title, "No timestamps")
+    # Months without reviews are absent from the query; show them as zero, not as a slope.
+    months = pd.to_datetime(df["month"])
+    series = df.assign(month=months).set_index("month")["n_reviews"]
+    full = pd.date_range(months.min(), months.max(), freq="MS")
+    series = series.reindex(full, fill_value=0)
     fig = go.Figure(
         go.Scatter(
-            x=df["month"], y=df["n_reviews"], mode="lines+markers",
+            x=series.index, y=series.to_numpy(), mode="lines+markers",
             hovertemplate="%{x|%b %Y}: %{y:,} reviews<extra></extra>",
         )
     )
+    fig.update_xaxes(tickformat="%b %Y", **({"dtick": "M1"} if len(full) <= 12 else {}))
+    fig.update_yaxes(**_count_axis(series))
     return _layout(fig, title, x="month", y="reviews")
 
 
@@ -144,13 +173,14 @@ def rejects_by_reason_figure(df: pd.DataFrame) -> go.Figure:
     title = "Rejected rows by reason"
     if df.empty:
         return _empty(title, "No rejected rows")
-    ordered = df.sort_values("n_rows")
+    ordered = df.sort_values(["n_rows", "reason"], ascending=[True, False])  # largest on top
     fig = go.Figure(
         go.Bar(
             x=ordered["n_rows"], y=[plain_label(r) for r in ordered["reason"]],
             orientation="h", hovertemplate="%{y}: %{x:,} rows<extra></extra>",
         )
     )
+    fig.update_xaxes(**_count_axis(ordered["n_rows"]))
     fig = _layout(fig, title, x="rows")
     fig.update_layout(height=min(_HEIGHT, 120 + 40 * len(ordered)))
     return fig

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mgi_core.config import IngestConfig
-from mgi_core.errors import MgiError
+from mgi_core.config import STRATEGIES, TASKS, IngestConfig, TrainConfig
+from mgi_core.errors import ConfigError, MgiError
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
 DEMO_DATASET = "demo"
@@ -56,6 +56,43 @@ def build_parser() -> argparse.ArgumentParser:
     datasets = sub.add_parser("datasets", parents=[db], help="List stored datasets.")
     datasets.add_argument("--json", action="store_true", help="Print JSON.")
 
+    train = sub.add_parser(
+        "train", parents=[db],
+        help="Fine-tune the encoder on a dataset (multi-task) and register a new version.",
+    )
+    train.add_argument("--dataset", required=True, help="Dataset to train on.")
+    train.add_argument("--tasks", default=",".join(TASKS),
+                       help=f"Comma-separated tasks from {','.join(TASKS)}.")
+    train.add_argument("--weights", default="",
+                       help="Task loss weights, e.g. category=0.5,match=1.0.")
+    train.add_argument("--strategy", choices=STRATEGIES, default="lora",
+                       help=TrainConfig.help("strategy"))
+    train.add_argument("--freeze-layers", type=int, default=TrainConfig().freeze_layers)
+    train.add_argument("--epochs", type=int, default=TrainConfig().epochs)
+    train.add_argument("--batch-size", type=int, default=TrainConfig().batch_size)
+    train.add_argument("--lr", type=float, default=None,
+                       help="Encoder learning rate (default 3e-4 for LoRA, 3e-5 otherwise).")
+    train.add_argument("--max-seq-length", type=int, default=TrainConfig().max_seq_length)
+    train.add_argument("--max-train-reviews", type=int, default=None,
+                       help=TrainConfig.help("max_train_reviews"))
+    train.add_argument("--base-model", default=TrainConfig().base_model,
+                       help=TrainConfig.help("base_model"))
+    train.add_argument("--device", default="auto", choices=("auto", "cuda", "mps", "cpu"))
+    train.add_argument("--seed", type=int, default=TrainConfig().seed)
+    train.add_argument("--json", action="store_true", help="Print the version as JSON.")
+
+    embed = sub.add_parser(
+        "embed", parents=[db], help="Embed a dataset with the pre-trained encoder (version base)."
+    )
+    embed.add_argument("--dataset", required=True)
+    embed.add_argument("--max-seq-length", type=int, default=TrainConfig().max_seq_length)
+
+    versions = sub.add_parser("versions", parents=[db], help="List model versions.")
+    versions.add_argument("--json", action="store_true", help="Print JSON.")
+
+    run_job = sub.add_parser("run-job", help=argparse.SUPPRESS)
+    run_job.add_argument("run_dir", type=Path)
+
     demo = sub.add_parser(
         "load-demo", parents=[db], help="Ingest the bundled demo dataset if the store is empty."
     )
@@ -63,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _open_store(db: str | None):  # noqa: ANN202 - Store import kept lazy for fast --help
+def _open_store(db: str | None):
     from mgi_core.store import Store
 
     return Store(db)
@@ -148,7 +185,117 @@ def cmd_load_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"ingest": cmd_ingest, "datasets": cmd_datasets, "load-demo": cmd_load_demo}
+def _parse_weights(text: str) -> dict[str, float]:
+    weights = dict(TrainConfig().task_weights)
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        task, sep, value = part.partition("=")
+        try:
+            weights[task.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise ConfigError(f"Weight {part!r} is not TASK=NUMBER, e.g. category=0.5.")
+    return weights
+
+
+def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
+    lr = args.lr if args.lr is not None else (3e-4 if args.strategy == "lora" else 3e-5)
+    return TrainConfig(
+        base_model=args.base_model,
+        tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
+        task_weights=_parse_weights(args.weights), strategy=args.strategy,
+        freeze_layers=args.freeze_layers, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=lr, max_seq_length=args.max_seq_length,
+        max_train_reviews=args.max_train_reviews, device=args.device, seed=args.seed,
+    )
+
+
+def _run_inline(store, kind: str, dataset: str, config: TrainConfig) -> str:
+    """Run a job in this process (Ctrl-C cancels it cleanly) and register the result."""
+    import signal
+
+    from mgi_core.jobs.manager import prepare_job, refresh_jobs
+    from mgi_core.jobs.worker import run_job
+
+    version, run_dir = prepare_job(store, kind, dataset, config)
+    stop = {"requested": False}
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop["requested"] = True
+        print("stopping after this step …", file=sys.stderr)
+
+    old = signal.signal(signal.SIGINT, on_signal)
+    try:
+        state = run_job(run_dir, should_stop=lambda: stop["requested"])
+    finally:
+        signal.signal(signal.SIGINT, old)
+    refresh_jobs(store)
+    if state != "finished":
+        from mgi_core.jobs.run_files import RunFiles, read_json
+
+        message = (read_json(RunFiles(run_dir).status) or {}).get("message", "")
+        raise MgiError(f"The {kind} job {state}: {message} (log: {run_dir / 'job.log'})")
+    return version
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from mgi_core.store.versions import get_version
+
+    config = train_config_from_args(args)
+    with _open_store(args.db) as store:
+        version = _run_inline(store, "train", args.dataset, config)
+        info = get_version(store, version)
+    if args.json:
+        print(json.dumps({k: info[k] for k in ("version", "dataset", "status", "metrics",
+                                               "dim", "device", "artefact_dir")},
+                         default=str, indent=2))
+    else:
+        print(version)
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    config = TrainConfig(max_seq_length=args.max_seq_length)
+    with _open_store(args.db) as store:
+        print(_run_inline(store, "embed", args.dataset, config))
+    return 0
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    from mgi_core.jobs.manager import refresh_jobs
+    from mgi_core.store.versions import list_versions
+
+    with _open_store(args.db) as store:
+        refresh_jobs(store)
+        rows = list_versions(store)
+    keys = ("version", "kind", "dataset", "strategy", "status", "dim", "device", "metrics",
+            "created_at", "message")
+    rows = [{k: r[k] for k in keys} for r in rows]
+    if args.json:
+        print(json.dumps(rows, default=str, indent=2))
+        return 0
+    if not rows:
+        print("No model versions yet: python -m mgi_core train --dataset NAME")
+    for r in rows:
+        m = r["metrics"] or {}
+        headline = ", ".join(f"{k}={m[k]:.3f}" for k in ("overall/auc", "category/macro_f1",
+                                                         "subcategory/macro_f1",
+                                                         "match/recall@10") if k in m)
+        print(f"{r['version']:<8} {r['kind']:<10} {r['dataset'] or '-':<12} "
+              f"{r['strategy'] or '-':<7} {r['status']:<9} {headline}")
+    return 0
+
+
+def cmd_run_job(args: argparse.Namespace) -> int:
+    from mgi_core.jobs.worker import main as worker_main
+
+    return worker_main(str(args.run_dir))
+
+
+COMMANDS = {
+    "ingest": cmd_ingest, "datasets": cmd_datasets, "load-demo": cmd_load_demo,
+    "train": cmd_train, "embed": cmd_embed, "versions": cmd_versions, "run-job": cmd_run_job,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

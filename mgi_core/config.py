@@ -17,7 +17,7 @@ from mgi_core.errors import ConfigError
 C = TypeVar("C", bound="BaseConfig")
 
 
-def _f(default: Any, help: str) -> Any:  # noqa: A002 - "help" reads best at the call site
+def _f(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
@@ -91,3 +91,96 @@ class SplitConfig(BaseConfig):
                 f"min_reviews must be >= 3 (one train, one validation, one test review), "
                 f"got {self.min_reviews}"
             )
+
+
+TASKS: tuple[str, ...] = ("overall", "category", "subcategory", "match")
+STRATEGIES: tuple[str, ...] = ("lora", "full", "freeze")
+DEFAULT_BASE_MODEL = "bundled:all-MiniLM-L6-v2"
+
+
+def _default_weights() -> dict[str, float]:
+    return {"overall": 1.0, "category": 0.5, "subcategory": 0.5, "match": 1.0}
+
+
+@dataclass(frozen=True)
+class TrainConfig(BaseConfig):
+    """Multi-task fine-tuning of the encoder (DESIGN.md, "The method").
+
+    Defaults run a LoRA epoch over a few thousand reviews on a 2-core CPU in minutes.
+    """
+
+    base_model: str = _f(
+        DEFAULT_BASE_MODEL,
+        "Encoder to start from: the bundled all-MiniLM-L6-v2, a local sentence-transformers / "
+        "Hugging Face folder, or a hub id when the machine is online.",
+    )
+    tasks: tuple[str, ...] = _f(TASKS, "Tasks to train: overall, category, subcategory, match.")
+    task_weights: dict[str, float] = field(
+        default_factory=_default_weights,
+        metadata={"help": "Loss weight λ per task: L = Σ λ_k · ℓ_k."},
+    )
+    strategy: str = _f(
+        "lora",
+        "lora: low-rank adapters (peft); full: every weight; freeze: the lower N layers "
+        "frozen (N = all layers trains the heads only, a linear probe of the base encoder).",
+    )
+    freeze_layers: int = _f(4, "With strategy 'freeze': how many lower layers stay frozen.")
+    lora_rank: int = _f(8, "LoRA rank r.")
+    lora_alpha: int = _f(16, "LoRA scaling alpha.")
+    lora_dropout: float = _f(0.05, "Dropout inside the LoRA adapters.")
+    lora_targets: tuple[str, ...] = _f(
+        ("query", "key", "value", "dense"), "Module names the adapters attach to."
+    )
+    epochs: int = _f(1, "Passes over the training reviews.")
+    batch_size: int = _f(16, "Reviews per step (and pairs per step for 'match').")
+    learning_rate: float = _f(3e-4, "Peak AdamW learning rate of the encoder (2e-5 suits 'full').")
+    head_learning_rate: float = _f(2e-3, "Peak learning rate of the task heads.")
+    weight_decay: float = _f(0.01, "AdamW weight decay.")
+    warmup_ratio: float = _f(0.1, "Share of steps with linear warm-up; then linear decay to 0.")
+    dropout: float = _f(0.1, "Dropout before each head.")
+    grad_clip: float = _f(1.0, "Clip the gradient norm to this value (0 = off).")
+    max_seq_length: int = _f(128, "Tokens per review; longer texts are truncated.")
+    max_train_reviews: int | None = _f(None, "Train on at most this many reviews (a subset).")
+    like_threshold: float = _f(4.0, "A rating at or above this counts as liked ('overall').")
+    balance: str = _f(
+        "class_weights", "Class imbalance: 'class_weights' (loss weights) or 'none'."
+    )
+    match_scale: float = _f(20.0, "Similarity scale of the in-batch contrastive loss.")
+    patience: int = _f(1, "Early stopping: epochs without a better validation objective.")
+    eval_max_reviews: int = _f(2000, "Validation reviews scored per epoch (a fixed sample).")
+    seed: int = _f(13, "Random seed (data order, initial heads, dropout).")
+    deterministic: bool = _f(True, "Deterministic algorithms (same seed and data → same model).")
+    device: str = _f("auto", "auto (CUDA → MPS → CPU), cuda, mps or cpu.")
+    embed_batch_size: int = _f(64, "Batch size when embedding reviews after training.")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+        object.__setattr__(self, "lora_targets", tuple(self.lora_targets))
+        bad = [t for t in self.tasks if t not in TASKS]
+        if bad or not self.tasks:
+            raise ConfigError(f"tasks {list(self.tasks)} not allowed; choose from {list(TASKS)}")
+        unknown = sorted(set(self.task_weights) - set(TASKS))
+        if unknown:
+            raise ConfigError(f"task_weights names unknown task(s) {unknown}; use {list(TASKS)}")
+        if any(w < 0 for w in self.task_weights.values()):
+            raise ConfigError("task weights must be >= 0")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy {self.strategy!r} not allowed; choose from {STRATEGIES}")
+        if self.balance not in ("class_weights", "none"):
+            raise ConfigError("balance must be 'class_weights' or 'none'")
+        if self.device not in ("auto", "cuda", "mps", "cpu"):
+            raise ConfigError("device must be one of auto, cuda, mps, cpu")
+        for name, low in (("epochs", 1), ("batch_size", 2), ("max_seq_length", 8),
+                          ("lora_rank", 1), ("patience", 0), ("freeze_layers", 0),
+                          ("eval_max_reviews", 1), ("embed_batch_size", 1)):
+            if getattr(self, name) < low:
+                raise ConfigError(f"{name} must be >= {low}, got {getattr(self, name)}")
+        if self.max_train_reviews is not None and self.max_train_reviews < 2:
+            raise ConfigError("max_train_reviews must be >= 2 or empty (all)")
+        if not 0 <= self.warmup_ratio < 1 or not 0 <= self.dropout < 1:
+            raise ConfigError("warmup_ratio and dropout must be in [0, 1)")
+        if self.learning_rate <= 0 or self.head_learning_rate <= 0:
+            raise ConfigError("learning rates must be > 0")
+
+    def weight(self, task: str) -> float:
+        return float(self.task_weights.get(task, 1.0))

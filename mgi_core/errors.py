@@ -51,3 +51,15 @@ class UnknownUserError(MgiError):
 
 class ModelVersionNotFound(MgiError):
     """A model version id that is not registered (or not usable) was asked for."""
+
+
+class EncoderLoadError(MgiError):
+    """An encoder cannot be loaded: missing folder, pickled weights, or no network for a hub id."""
+
+
+class CheckpointError(MgiError):
+    """A checkpoint is missing, incomplete or pickled (only safetensors are loaded)."""
+
+
+class JobError(MgiError):
+    """A background job cannot start (one is already running) or its run folder is unusable."""

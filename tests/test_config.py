@@ -16,7 +16,7 @@ def test_round_trip(cls) -> None:
 
 
 def test_bad_values_are_rejected_with_what_is_allowed() -> None:
-    with pytest.raises(ConfigError, match="rating_min .* must be below rating_max"):
+    with pytest.raises(ConfigError, match=r"rating_min .* must be below rating_max"):
         IngestConfig(rating_min=5, rating_max=1)
     with pytest.raises(ConfigError, match="min_reviews must be >= 3"):
         SplitConfig(min_reviews=2)

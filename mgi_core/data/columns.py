@@ -78,8 +78,13 @@ def parse_mapping_args(pairs: Iterable[str]) -> dict[str, str]:
     return mapping
 
 
-def resolve_mapping(columns: list[str], explicit: Mapping[str, str] | None) -> dict[str, str]:
+def resolve_mapping(
+    columns: list[str], explicit: Mapping[str, str | None] | None
+) -> dict[str, str]:
     """The mapping to ingest with: the guess, overridden by ``explicit`` entries.
+
+    An optional canonical column mapped to ``None`` is left out even if a file column
+    would match it.
 
     Raises:
         DataValidationError: an explicit source column is absent, a source is used twice,
@@ -87,6 +92,12 @@ def resolve_mapping(columns: list[str], explicit: Mapping[str, str] | None) -> d
     """
     found = ", ".join(repr(c) for c in columns) or "none"
     explicit = dict(explicit or {})
+    # A canonical column mapped to None is left out on purpose (an optional one only).
+    excluded = {c for c, s in explicit.items() if s is None}
+    for canonical in excluded:
+        if canonical in REQUIRED_COLUMNS:
+            raise DataValidationError(f"{canonical} is required and cannot be left out.")
+    explicit = {c: s for c, s in explicit.items() if s is not None}
     for canonical, source in explicit.items():
         if canonical not in CANONICAL_COLUMNS:
             raise DataValidationError(
@@ -97,7 +108,10 @@ def resolve_mapping(columns: list[str], explicit: Mapping[str, str] | None) -> d
                 f"The mapping uses column {source!r} for {canonical}, but the file has no such "
                 f"column. Columns found: {found}."
             )
-    mapping = {k: v for k, v in guess_mapping(columns).items() if v not in explicit.values()}
+    mapping = {
+        k: v for k, v in guess_mapping(columns).items()
+        if v not in explicit.values() and k not in excluded
+    }
     mapping.update(explicit)
     sources = list(mapping.values())
     twice = sorted({s for s in sources if sources.count(s) > 1})

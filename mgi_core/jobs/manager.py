@@ -1,0 +1,283 @@
+"""Start, follow, cancel and register background jobs (app side; owns the database).
+
+A job runs ``python -m mgi_core run-job RUN_DIR`` in its own session, so closing the
+browser tab or restarting a page does not stop it. The app polls its run folder
+(:func:`refresh_jobs`) and registers a finished run as a model version in one transaction.
+One job runs at a time per database.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from mgi_core.config import TrainConfig
+from mgi_core.data.datasets import get_dataset
+from mgi_core.data.snapshot import export_snapshot
+from mgi_core.errors import JobError
+from mgi_core.jobs.run_files import TERMINAL, RunFiles, read_events, read_json, write_json_atomic
+from mgi_core.store import Store
+from mgi_core.store.embeddings import load_embedding_set
+from mgi_core.store.versions import BASE_VERSION, next_version_id
+
+log = logging.getLogger(__name__)
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def runs_root(store: Store) -> Path:
+    """Where run folders go: $MGI_RUNS, else a ``runs`` folder beside the database file."""
+    env = os.environ.get("MGI_RUNS")
+    if env:
+        return Path(env)
+    parent = Path(".") if str(store.path) == ":memory:" else store.path.parent
+    return parent / "runs"
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)  # reap our own finished child
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child (another app process started it)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"run-job" in cmdline
+    except OSError:
+        return True
+
+
+def active_job(store: Store) -> dict[str, Any] | None:
+    """The running job, if any (after refreshing the states of all jobs)."""
+    refresh_jobs(store)
+    cur = store.cursor().execute(
+        "SELECT job_id, kind, version, dataset, pid, run_dir, started_at FROM jobs "
+        "WHERE status = 'running' ORDER BY started_at DESC LIMIT 1"
+    )
+    row = cur.fetchone()
+    return dict(zip([d[0] for d in cur.description], row, strict=True)) if row else None
+
+
+def prepare_job(store: Store, kind: str, dataset: str, config: TrainConfig) -> tuple[str, Path]:
+    """Register a new job and write its run folder; return (version, run_dir).
+
+    Raises:
+        JobError: another job is running on this database.
+        DatasetNotFoundError: unknown dataset.
+    """
+    if kind not in ("train", "embed"):
+        raise JobError(f"Unknown job kind {kind!r}; use train or embed.")
+    get_dataset(store, dataset)
+    running = active_job(store)
+    if running is not None:
+        raise JobError(
+            f"A {running['kind']} job ({running['version']} on {running['dataset']}) is "
+            "running. One job runs at a time: wait for it to finish or cancel it."
+        )
+    version = next_version_id(store) if kind == "train" else BASE_VERSION
+    name = version if kind == "train" else f"{BASE_VERSION}-{dataset}-{uuid.uuid4().hex[:6]}"
+    run_dir = runs_root(store).resolve() / name
+    run_dir.mkdir(parents=True, exist_ok=False)
+    files = RunFiles(run_dir)
+    data_hash = export_snapshot(store, dataset, files.snapshot)
+    job_id = uuid.uuid4().hex[:12]
+    write_json_atomic(files.job, {
+        "job_id": job_id, "kind": kind, "version": version, "dataset": dataset,
+        "config": config.to_dict(), "data_hash": data_hash,
+    })
+    with store.transaction() as tx:
+        if kind == "train":
+            tx.execute(
+                """INSERT INTO model_versions (version, kind, dataset, base_model, strategy,
+                       config, data_hash, library_versions, status, artefact_dir)
+                   VALUES (?, 'fine-tuned', ?, ?, ?, ?, ?, '{}', 'running', ?)""",
+                [version, dataset, config.base_model, config.strategy, config.to_json(),
+                 data_hash, str(run_dir)],
+            )
+        tx.execute(
+            "INSERT INTO jobs (job_id, kind, version, dataset, run_dir, status) "
+            "VALUES (?, ?, ?, ?, ?, 'running')",
+            [job_id, kind, version, dataset, str(run_dir)],
+        )
+    return version, run_dir
+
+
+def spawn(store: Store, run_dir: Path) -> int:
+    """Start the job of ``run_dir`` in a child process in its own session; return its pid."""
+    files = RunFiles(run_dir)
+    log_fh = open(files.log, "ab")  # noqa: SIM115 - handed to the child
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mgi_core", "run-job", str(run_dir)],
+        cwd=PROJECT_ROOT, env=env, stdout=log_fh, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+    log_fh.close()
+    store.cursor().execute("UPDATE jobs SET pid = ? WHERE run_dir = ?", [proc.pid, str(run_dir)])
+    return proc.pid
+
+
+def start_job(store: Store, kind: str, dataset: str, config: TrainConfig | None = None) -> str:
+    """Prepare and spawn a job; return the version it will produce."""
+    version, run_dir = prepare_job(store, kind, dataset, config or TrainConfig())
+    spawn(store, run_dir)
+    return version
+
+
+def job_progress(run_dir: str | Path) -> dict[str, Any]:
+    """status.json of a run (state, phase, epoch, step, eta, losses) plus its events."""
+    files = RunFiles(Path(run_dir))
+    status = read_json(files.status) or {"state": "running", "phase": "starting"}
+    return {**status, "events": read_events(files.metrics)}
+
+
+def refresh_jobs(store: Store) -> list[str]:
+    """Bring every running job's state up to date; register finished runs.
+
+    Returns the versions whose state changed.
+    """
+    rows = store.cursor().execute(
+        "SELECT job_id, kind, version, dataset, pid, run_dir FROM jobs WHERE status = 'running'"
+    ).fetchall()
+    changed = []
+    for job_id, kind, version, dataset, pid, run_dir in rows:
+        status = read_json(RunFiles(Path(run_dir)).status) or {}
+        state = status.get("state")
+        if state not in TERMINAL:
+            if pid is None or _pid_alive(pid):
+                continue
+            state, status["message"] = "failed", (
+                "The job process ended without finishing (it was killed or crashed); "
+                f"see {Path(run_dir) / 'job.log'}."
+            )
+        if state == "finished":
+            try:
+                register_run(store, job_id, kind, version, dataset, Path(run_dir), status)
+            except (OSError, ValueError) as exc:
+                _close_job(store, job_id, kind, version, "failed",
+                           f"Registering the run failed: {exc}")
+        else:
+            _close_job(store, job_id, kind, version, state, status.get("message"))
+        changed.append(version)
+    return changed
+
+
+def _close_job(store: Store, job_id: str, kind: str, version: str, state: str,
+               message: str | None) -> None:
+    with store.transaction() as tx:
+        tx.execute(
+            "UPDATE jobs SET status = ?, message = ?, finished_at = current_timestamp "
+            "WHERE job_id = ?",
+            [state, message, job_id],
+        )
+        if kind == "train":
+            tx.execute(
+                "UPDATE model_versions SET status = ?, message = ?, "
+                "finished_at = current_timestamp WHERE version = ?",
+                [state, message, version],
+            )
+
+
+def register_run(store: Store, job_id: str, kind: str, version: str, dataset: str,
+                 run_dir: Path, status: dict[str, Any]) -> None:
+    """Make a finished run a usable version: embeddings, training log, metrics (atomic)."""
+    from mgi_core.encoder.checkpoint import checkpoint_is_usable  # torch only when needed
+
+    files = RunFiles(run_dir)
+    if kind == "train" and not checkpoint_is_usable(run_dir):
+        raise ValueError("the run has no complete checkpoint")
+    config_info = read_json(files.config) or {}
+    job = read_json(files.job) or {}
+    dim = int(status["dim"])
+    with store.transaction() as tx:
+        load_embedding_set(tx, version, dataset, dim, files.review_embeddings,
+                           files.item_embeddings)
+        if kind == "embed":
+            exists = tx.execute(
+                "SELECT count(*) FROM model_versions WHERE version = ?", [version]
+            ).fetchone()[0]
+            if not exists:
+                tx.execute(
+                    """INSERT INTO model_versions (version, kind, dataset, base_model, strategy,
+                           config, library_versions, status, dim, device, finished_at)
+                       VALUES (?, 'base', NULL, ?, NULL, ?, ?, 'ready', ?, ?,
+                               current_timestamp)""",
+                    [version, job["config"]["base_model"], json.dumps(job["config"]),
+                     json.dumps(_library_versions_light()), dim, status.get("device")],
+                )
+        else:
+            metrics = {**status.get("val_metrics", {}),
+                       "best_epoch": status.get("best_epoch"),
+                       "samples_per_s": status.get("samples_per_s")}
+            tx.execute(
+                """UPDATE model_versions SET status = 'ready', metrics = ?, dim = ?, device = ?,
+                       library_versions = ?, finished_at = current_timestamp, message = ?
+                   WHERE version = ?""",
+                [json.dumps(metrics), dim, status.get("device"),
+                 json.dumps(config_info.get("library_versions", {})),
+                 "; ".join(config_info.get("notices", [])) or None, version],
+            )
+            tx.execute("DELETE FROM train_log WHERE version = ?", [version])
+            log_rows = list(_log_rows(version, read_events(files.metrics)))
+            if log_rows:
+                tx.executemany("INSERT INTO train_log VALUES (?, ?, ?, ?, ?)", log_rows)
+        tx.execute(
+            "UPDATE jobs SET status = 'finished', finished_at = current_timestamp "
+            "WHERE job_id = ?",
+            [job_id],
+        )
+
+
+def _library_versions_light() -> dict[str, str]:
+    import duckdb
+
+    import mgi_core
+
+    return {"mgi": mgi_core.__version__, "duckdb": duckdb.__version__}
+
+
+def _log_rows(version: str, events: list[dict[str, Any]]):
+    for e in events:
+        if e["kind"] == "step":
+            for task, value in e["loss"].items():
+                yield (version, e["step"], e["epoch"], f"loss/{task}", value)
+            yield (version, e["step"], e["epoch"], "loss/total", e["loss_total"])
+        elif e["kind"] == "epoch":
+            for name, value in e["metrics"].items():
+                yield (version, e["step"], e["epoch"], f"val/{name}", value)
+
+
+def cancel_job(store: Store, version: str, grace_s: float = 30.0) -> None:
+    """Ask the running job of ``version`` to stop (SIGTERM), force it after ``grace_s``."""
+    row = store.cursor().execute(
+        "SELECT job_id, kind, pid FROM jobs WHERE version = ? AND status = 'running'",
+        [version],
+    ).fetchone()
+    if row is None:
+        raise JobError(f"No running job for version {version!r}.")
+    job_id, kind, pid = row
+    if pid and _pid_alive(pid):
+        os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and _pid_alive(pid):
+            time.sleep(0.2)
+        if _pid_alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+    _close_job(store, job_id, kind, version, "cancelled", "Cancelled by the user.")

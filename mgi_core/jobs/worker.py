@@ -1,0 +1,199 @@
+"""What a job does, in the child process (or in the CLI's own process).
+
+It reads only its run folder (job.json, the Parquet snapshot) and writes only there:
+progress to status.json / metrics.jsonl, then the checkpoint and the embeddings. It never
+opens the database; the app registers the finished run.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mgi_core.config import TrainConfig
+from mgi_core.jobs.run_files import RunFiles, append_event, read_json, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+
+class _Status:
+    """status.json, rewritten atomically on every update."""
+
+    def __init__(self, files: RunFiles, job: dict[str, Any]) -> None:
+        self.files = files
+        self.data: dict[str, Any] = {
+            "state": "running", "phase": "preparing", "version": job["version"],
+            "kind": job["kind"], "dataset": job["dataset"], "started": time.time(),
+        }
+        self.write()
+
+    def update(self, **fields: Any) -> None:
+        self.data.update(fields, updated=time.time())
+        self.write()
+
+    def write(self) -> None:
+        write_json_atomic(self.files.status, self.data)
+
+
+def library_versions() -> dict[str, str]:
+    import duckdb
+    import peft
+    import torch
+    import transformers
+
+    import mgi_core
+
+    return {"mgi": mgi_core.__version__, "torch": torch.__version__,
+            "transformers": transformers.__version__, "peft": peft.__version__,
+            "duckdb": duckdb.__version__, "numpy": np.__version__}
+
+
+def _write_vectors(path: Path, ids: pa.Array, id_name: str, vectors: np.ndarray,
+                   extra: dict[str, pa.Array] | None = None) -> None:
+    d = vectors.shape[1]
+    flat = pa.array(vectors.astype(np.float32).reshape(-1))
+    columns = {id_name: ids, **(extra or {}),
+               "embedding": pa.FixedSizeListArray.from_arrays(flat, d)}
+    pq.write_table(pa.table(columns), path)
+
+
+def item_vectors_from_reviews(snapshot: pd.DataFrame, review_vecs: np.ndarray,
+                              encode: Callable[[list[str]], np.ndarray]) -> pd.DataFrame:
+    """Each item's vector: the normalised mean of its *train* review embeddings.
+
+    Items with no train review fall back to their title and category text (no val/test
+    review ever contributes). Returns columns item_id, n_train_reviews, vector.
+    """
+    train = snapshot["split"].to_numpy() == "train"
+    items = snapshot["item_id"].to_numpy()
+    out_ids, counts, vecs = [], [], []
+    order = np.argsort(items[train], kind="stable")
+    train_items = items[train][order]
+    train_vecs = review_vecs[train][order]
+    uniq, starts, n = np.unique(train_items, return_index=True, return_counts=True)
+    for item, s, k in zip(uniq, starts, n, strict=True):
+        v = train_vecs[s:s + k].mean(axis=0)
+        vecs.append(v / max(np.linalg.norm(v), 1e-12))
+        out_ids.append(item)
+        counts.append(int(k))
+    have = set(out_ids)
+    meta = snapshot.drop_duplicates("item_id").set_index("item_id")
+    cold = [i for i in meta.index if i not in have and isinstance(meta.at[i, "item_title"], str)]
+    if cold:
+        texts = [f"{meta.at[i, 'item_title']}. {meta.at[i, 'category'] or ''}".strip()
+                 for i in cold]
+        vecs.extend(encode(texts))
+        out_ids.extend(cold)
+        counts.extend([0] * len(cold))
+    return pd.DataFrame({"item_id": out_ids, "n_train_reviews": counts, "vector": vecs})
+
+
+def run_job(run_dir: Path, should_stop: Callable[[], bool] | None = None) -> str:
+    """Run the job described by ``run_dir/job.json``; return its final state."""
+    from mgi_core.encoder.model import load_encoder
+    from mgi_core.encoder.train import TrainingCancelled
+
+    files = RunFiles(Path(run_dir))
+    job = read_json(files.job)
+    if job is None:
+        raise FileNotFoundError(f"{files.job} is missing or unreadable")
+    status = _Status(files, job)
+    stop = should_stop or (lambda: False)
+    try:
+        config = TrainConfig.from_dict(job["config"])
+        snapshot = pd.read_parquet(files.snapshot)
+        status.update(phase="loading encoder")
+        encoder = load_encoder(config.base_model, config.max_seq_length, config.device)
+        status.update(device=encoder.device_info.describe())
+        result_fields: dict[str, Any] = {}
+        if job["kind"] == "train":
+            model, result_fields = _train(files, job, config, snapshot, encoder, status, stop)
+            encoder = model.encoder
+        status.update(phase="embedding", done=0, total=len(snapshot))
+
+        def progress(done: int, total: int) -> None:
+            if stop():
+                raise TrainingCancelled("Embedding was cancelled.")
+            status.update(done=done, total=total)
+
+        texts = snapshot["text"].astype(str).tolist()
+        vecs = encoder.encode(texts, config.embed_batch_size, progress)
+        _write_vectors(files.review_embeddings, pa.array(snapshot["review_id"].astype("int64")),
+                       "review_id", vecs)
+        items = item_vectors_from_reviews(
+            snapshot, vecs, lambda t: encoder.encode(t, config.embed_batch_size)
+        )
+        _write_vectors(files.item_embeddings, pa.array(items["item_id"].astype(str)),
+                       "item_id", np.stack(items["vector"].to_list()),
+                       {"n_train_reviews": pa.array(items["n_train_reviews"], pa.int64())})
+        status.update(state="finished", phase="done", dim=int(vecs.shape[1]),
+                      finished=time.time(), **result_fields)
+    except TrainingCancelled as exc:
+        status.update(state="cancelled", phase="cancelled", message=str(exc),
+                      finished=time.time())
+    except Exception as exc:
+        log.error("job failed: %s", traceback.format_exc())
+        status.update(state="failed", phase="failed", finished=time.time(),
+                      message=f"{type(exc).__name__}: {exc}")
+    return status.data["state"]
+
+
+def _train(files: RunFiles, job: dict[str, Any], config: TrainConfig, snapshot: pd.DataFrame,
+           encoder, status: _Status, stop: Callable[[], bool]):
+    from mgi_core.encoder.checkpoint import save_checkpoint
+    from mgi_core.encoder.tasks import build_task_data
+    from mgi_core.encoder.train import fine_tune
+
+    data = build_task_data(snapshot, config)
+    status.update(phase="training", tasks=data.tasks, notices=data.notices,
+                  n_train=len(data.train), n_pairs=len(data.train_pairs))
+    write_json_atomic(files.config, {
+        "version": job["version"], "dataset": job["dataset"], "data_hash": job["data_hash"],
+        "config": config.to_dict(), "library_versions": library_versions(),
+        "tasks": data.tasks, "notices": data.notices,
+    })
+
+    def on_event(event: dict[str, Any]) -> None:
+        append_event(files.metrics, event)
+        if event["kind"] == "step":
+            status.update(epoch=event["epoch"], step=event["step"],
+                          total_steps=event["total_steps"], eta_s=event["eta_s"],
+                          elapsed_s=event["elapsed_s"], loss=event["loss"])
+        else:
+            status.update(last_val=event["metrics"])
+
+    result = fine_tune(encoder, data, config, on_event=on_event, should_stop=stop)
+    status.update(phase="saving")
+    save_checkpoint(result.model, files.root, {
+        "version": job["version"], "base_model": config.base_model, "tasks": data.tasks,
+        "vocab": data.vocab, "like_threshold": config.like_threshold,
+    })
+    return result.model, {
+        "val_metrics": result.val_metrics, "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early, "samples_per_s": result.samples_per_s,
+        "n_steps": result.n_steps,
+    }
+
+
+def main(run_dir: str) -> int:
+    """Entry point of the child process: SIGTERM asks the job to stop cleanly."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    stop_requested = False
+
+    def on_term(signum: int, frame: object) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    state = run_job(Path(run_dir), should_stop=lambda: stop_requested)
+    return 0 if state in ("finished", "cancelled") else 1

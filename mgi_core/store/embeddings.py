@@ -1,0 +1,141 @@
+"""Vectors in DuckDB: ``FLOAT[d]`` arrays, one table pair per dimension d.
+
+``review_embeddings_<d>(version, dataset, review_id, embedding FLOAT[d])`` and
+``item_embeddings_<d>(version, dataset, item_id, n_train_reviews, embedding FLOAT[d])``.
+Loaded in bulk from Parquet (Arrow fixed-size lists), never row by row.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+from mgi_core.errors import ModelVersionNotFound
+from mgi_core.store import Store
+
+
+def _dim(d: int) -> int:
+    d = int(d)
+    if not 1 <= d <= 8192:
+        raise ValueError(f"embedding dimension {d} out of range")
+    return d
+
+
+def review_table(d: int) -> str:
+    return f"review_embeddings_{_dim(d)}"
+
+
+def item_table(d: int) -> str:
+    return f"item_embeddings_{_dim(d)}"
+
+
+def ensure_tables(cur: duckdb.DuckDBPyConnection, d: int) -> None:
+    d = _dim(d)
+    cur.execute(
+        f"""CREATE TABLE IF NOT EXISTS {review_table(d)} (
+                version VARCHAR NOT NULL, dataset VARCHAR NOT NULL, review_id BIGINT NOT NULL,
+                embedding FLOAT[{d}] NOT NULL)"""
+    )
+    cur.execute(
+        f"""CREATE TABLE IF NOT EXISTS {item_table(d)} (
+                version VARCHAR NOT NULL, dataset VARCHAR NOT NULL, item_id VARCHAR NOT NULL,
+                n_train_reviews BIGINT NOT NULL, embedding FLOAT[{d}] NOT NULL)"""
+    )
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def load_embedding_set(
+    cur: duckdb.DuckDBPyConnection, version: str, dataset: str, d: int,
+    reviews_parquet: Path, items_parquet: Path,
+) -> tuple[int, int]:
+    """Replace the vectors of (version, dataset) with those in the two Parquet files.
+
+    Runs on the caller's cursor (inside its transaction). Returns (n_reviews, n_items).
+    """
+    ensure_tables(cur, d)
+    for table in (review_table(d), item_table(d)):
+        cur.execute(f"DELETE FROM {table} WHERE version = ? AND dataset = ?", [version, dataset])
+    cur.execute(
+        f"""INSERT INTO {review_table(d)}
+            SELECT ?, ?, review_id, embedding::FLOAT[{d}]
+            FROM read_parquet('{_sql_path(reviews_parquet)}')""",
+        [version, dataset],
+    )
+    cur.execute(
+        f"""INSERT INTO {item_table(d)}
+            SELECT ?, ?, item_id, n_train_reviews, embedding::FLOAT[{d}]
+            FROM read_parquet('{_sql_path(items_parquet)}')""",
+        [version, dataset],
+    )
+    n_reviews = cur.execute(
+        f"SELECT count(*) FROM {review_table(d)} WHERE version = ? AND dataset = ?",
+        [version, dataset],
+    ).fetchone()[0]
+    n_items = cur.execute(
+        f"SELECT count(*) FROM {item_table(d)} WHERE version = ? AND dataset = ?",
+        [version, dataset],
+    ).fetchone()[0]
+    cur.execute("DELETE FROM embedding_sets WHERE version = ? AND dataset = ?",
+                [version, dataset])
+    cur.execute(
+        "INSERT INTO embedding_sets (version, dataset, dim, n_reviews, n_items) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [version, dataset, d, n_reviews, n_items],
+    )
+    return int(n_reviews), int(n_items)
+
+
+def embedding_dim(store: Store, version: str, dataset: str) -> int:
+    row = store.cursor().execute(
+        "SELECT dim FROM embedding_sets WHERE version = ? AND dataset = ?", [version, dataset]
+    ).fetchone()
+    if row is None:
+        raise ModelVersionNotFound(
+            f"Version {version!r} has no embeddings for dataset {dataset!r}. Train it on that "
+            "dataset (Train page or python -m mgi_core train), or embed it with 'base'."
+        )
+    return int(row[0])
+
+
+def review_vectors(store: Store, version: str, dataset: str,
+                   split: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(review_ids (n,), vectors (n, d)) for a version on a dataset, optionally one split."""
+    d = embedding_dim(store, version, dataset)
+    sql = (
+        f"SELECT e.review_id, e.embedding FROM {review_table(d)} e "
+        "JOIN reviews r ON r.review_id = e.review_id "
+        "WHERE e.version = ? AND e.dataset = ?"
+    )
+    params: list[object] = [version, dataset]
+    if split is not None:
+        sql += " AND r.split = ?"
+        params.append(split)
+    table = store.cursor().execute(sql + " ORDER BY e.review_id", params).arrow()
+    return _ids_and_matrix(table, "review_id", d)
+
+
+def item_vectors(store: Store, version: str, dataset: str) -> tuple[np.ndarray, np.ndarray]:
+    """(item_ids (n,), vectors (n, d)): each item's mean train-review embedding."""
+    d = embedding_dim(store, version, dataset)
+    table = store.cursor().execute(
+        f"SELECT item_id, embedding FROM {item_table(d)} WHERE version = ? AND dataset = ? "
+        "ORDER BY item_id",
+        [version, dataset],
+    ).arrow()
+    return _ids_and_matrix(table, "item_id", d)
+
+
+def _ids_and_matrix(table, id_column: str, d: int) -> tuple[np.ndarray, np.ndarray]:
+    if hasattr(table, "read_all"):
+        table = table.read_all()
+    ids = table.column(id_column).to_numpy(zero_copy_only=False)
+    if table.num_rows == 0:
+        return ids, np.zeros((0, d), dtype=np.float32)
+    emb = table.column("embedding").combine_chunks()
+    values = emb.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    return ids, values.reshape(-1, d)

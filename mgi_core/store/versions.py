@@ -1,0 +1,85 @@
+"""The model-version registry: what was trained, on what, how it did, and whether it is usable."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mgi_core.errors import ModelVersionNotFound
+from mgi_core.store import Store
+
+BASE_VERSION = "base"
+VERSION_COLUMNS = (
+    "version", "kind", "dataset", "base_model", "strategy", "status", "metrics", "dim",
+    "device", "data_hash", "artefact_dir", "message", "created_at", "finished_at", "config",
+    "library_versions",
+)
+
+
+def _row_dict(names: list[str], row: tuple) -> dict[str, Any]:
+    out = dict(zip(names, row, strict=True))
+    for key in ("metrics", "config", "library_versions"):
+        if isinstance(out.get(key), str):
+            out[key] = json.loads(out[key])
+    return out
+
+
+def list_versions(store: Store, dataset: str | None = None,
+                  usable_only: bool = False) -> list[dict[str, Any]]:
+    """Versions, newest first. ``dataset``: those with embeddings for it (base included)."""
+    sql = f"SELECT {', '.join('v.' + c for c in VERSION_COLUMNS)} FROM model_versions v"
+    params: list[Any] = []
+    where = []
+    if dataset is not None:
+        where.append(
+            "EXISTS (SELECT 1 FROM embedding_sets e WHERE e.version = v.version "
+            "AND e.dataset = ?) OR (v.dataset = ? AND v.status <> 'ready')"
+        )
+        params += [dataset, dataset]
+    if usable_only:
+        where.append("v.status = 'ready'")
+    if where:
+        sql += " WHERE " + " AND ".join(f"({w})" for w in where)
+    sql += " ORDER BY v.kind = 'base' DESC, v.created_at DESC"
+    cur = store.cursor().execute(sql, params)
+    names = [d[0] for d in cur.description]
+    return [_row_dict(names, row) for row in cur.fetchall()]
+
+
+def get_version(store: Store, version: str, usable: bool = True) -> dict[str, Any]:
+    """One version. Raises ModelVersionNotFound when absent (or not usable)."""
+    cur = store.cursor().execute(
+        f"SELECT {', '.join(VERSION_COLUMNS)} FROM model_versions WHERE version = ?", [version]
+    )
+    row = cur.fetchone()
+    if row is None:
+        known = ", ".join(v["version"] for v in list_versions(store, usable_only=True))
+        raise ModelVersionNotFound(
+            f"No model version {version!r} (usable: {known or 'none yet'}). Train one on the "
+            "Train page or with python -m mgi_core train."
+        )
+    info = _row_dict([d[0] for d in cur.description], row)
+    if usable and info["status"] != "ready":
+        raise ModelVersionNotFound(
+            f"Version {version!r} is {info['status']}, not usable"
+            + (f": {info['message']}" if info.get("message") else ".")
+        )
+    return info
+
+
+def next_version_id(store: Store) -> str:
+    """v1, v2, … in order of creation (failed and cancelled runs keep their number)."""
+    rows = store.cursor().execute(
+        "SELECT version FROM model_versions WHERE regexp_matches(version, '^v[0-9]+$')"
+    ).fetchall()
+    n = max((int(r[0][1:]) for r in rows), default=0)
+    return f"v{n + 1}"
+
+
+def training_log(store: Store, version: str) -> list[tuple[int, int, str, float]]:
+    """(step, epoch, metric, value) rows of a version's training, in order."""
+    return store.cursor().execute(
+        "SELECT step, epoch, metric, value FROM train_log WHERE version = ? "
+        "ORDER BY step, metric",
+        [version],
+    ).fetchall()
