@@ -157,8 +157,15 @@ def generate(csv_path: Path, rows: int, chunk: int = 100_000) -> dict[str, objec
 
 
 # -- workers ------------------------------------------------------------------------------
-def _settings_sql(threads: int | None, memory_limit: str | None) -> list[str]:
+def _settings_sql(
+    threads: int | None, memory_limit: str | None, extra: list[str] | None = None
+) -> list[str]:
     out = []
+    for item in extra or []:
+        key, sep, value = item.partition("=")
+        if not (sep and key.strip().replace("_", "").isalnum()):
+            raise SystemExit(f"--set wants NAME=VALUE, got {item!r}")
+        out.append(f"SET {key.strip()} = '" + value.strip().replace("'", "") + "'")
     if threads:
         out.append(f"SET threads = {int(threads)}")
     if memory_limit:
@@ -266,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="SET threads in both paths")
     ap.add_argument("--memory-limit", default=None,
                     help="SET memory_limit (e.g. 2GB) in both paths' DuckDB")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="any other DuckDB setting for both paths, e.g. "
+                    "preserve_insertion_order=false (repeatable)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per path; the median counts")
     ap.add_argument("--only", choices=["mgi", "plain"], default=None, help="measure one path")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per worker")
@@ -280,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     def say(*a: object) -> None:
         print(*a, file=out, flush=True)
 
+    settings = _settings_sql(ns.threads, ns.memory_limit, ns.set)
     ns.workdir.mkdir(parents=True, exist_ok=True)
     csv_path = ns.workdir / f"reviews_{ns.rows}.csv"
     if _cached(csv_path, ns.rows):
@@ -297,7 +308,6 @@ def main(argv: list[str] | None = None) -> int:
         f"{size:,} bytes ({size / MIB:,.1f} MiB)")
     say(f"data: warm read of the file (page cache) {_warm(csv_path):.2f} s")
 
-    settings = _settings_sql(ns.threads, ns.memory_limit)
     say("duckdb settings: " + ("; ".join(settings) if settings else "defaults") +
         f"; CPUs: {os.cpu_count()}")
     load_before = os.getloadavg()[0]

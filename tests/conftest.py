@@ -61,3 +61,7 @@ def table_counts(store: Store) -> dict[str, int]:
         t: cur.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
         for t in ("datasets", "reviews", "items", "ingest_rejects")
     }
+
+
+# The tiny local BERT and its review snapshot, shared by encoder, job and app tests.
+from tests.tiny_model import snapshot, tiny_bert  # noqa: E402, F401

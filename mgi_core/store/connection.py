@@ -113,6 +113,19 @@ class Store:
         return cur
 
     @contextmanager
+    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived cursor of its own, for relation-API reads (``.sql(...)``).
+
+        DuckDB 2.x refuses a relation query on a cursor whose last ``execute`` result is
+        unfinished; a fresh cursor has none.
+        """
+        cur = self._conn.cursor()
+        try:
+            yield cur
+        finally:
+            cur.close()
+
+    @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor inside BEGIN … COMMIT; any exception rolls everything back."""
         cur = self.cursor()

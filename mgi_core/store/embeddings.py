@@ -115,24 +115,24 @@ def review_vectors(store: Store, version: str, dataset: str,
     if split is not None:
         sql += " AND r.split = ?"
         params.append(split)
-    table = store.cursor().execute(sql + " ORDER BY e.review_id", params).arrow()
+    with store.reader() as cur:
+        table = cur.sql(sql + " ORDER BY e.review_id", params=params).to_arrow_table()
     return _ids_and_matrix(table, "review_id", d)
 
 
 def item_vectors(store: Store, version: str, dataset: str) -> tuple[np.ndarray, np.ndarray]:
     """(item_ids (n,), vectors (n, d)): each item's mean train-review embedding."""
     d = embedding_dim(store, version, dataset)
-    table = store.cursor().execute(
-        f"SELECT item_id, embedding FROM {item_table(d)} WHERE version = ? AND dataset = ? "
-        "ORDER BY item_id",
-        [version, dataset],
-    ).arrow()
+    with store.reader() as cur:
+        table = cur.sql(
+            f"SELECT item_id, embedding FROM {item_table(d)} WHERE version = ? "
+            "AND dataset = ? ORDER BY item_id",
+            params=[version, dataset],
+        ).to_arrow_table()
     return _ids_and_matrix(table, "item_id", d)
 
 
 def _ids_and_matrix(table, id_column: str, d: int) -> tuple[np.ndarray, np.ndarray]:
-    if hasattr(table, "read_all"):
-        table = table.read_all()
     ids = table.column(id_column).to_numpy(zero_copy_only=False)
     if table.num_rows == 0:
         return ids, np.zeros((0, d), dtype=np.float32)
