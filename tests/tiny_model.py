@@ -32,7 +32,7 @@ def make_snapshot(n_users: int = 24, per_user: int = 8, seed: int = 0) -> pd.Dat
             l1 = fav if rng.random() < 0.7 else l1s[int(rng.integers(len(l1s)))]
             sub = SUBS[l1][int(rng.integers(2))]
             liked = rng.random() < 0.6
-            words = list(rng.choice(WORDS[l1], 3)) + [sub.lower()]
+            words = [*list(rng.choice(WORDS[l1], 3)), sub.lower()]
             words += list(rng.choice(GOOD if liked else BAD, 2))
             rng.shuffle(words)
             item = f"{l1[:2]}{sub[:2]}{int(rng.integers(6))}"

@@ -78,14 +78,14 @@ def test_a_job_in_a_child_process_registers_a_usable_version(tiny_store, tiny_be
     assert "torch" in info["library_versions"]
     metrics = {m for _, _, m, _ in training_log(tiny_store, "v1")}
     assert {"loss/total", "loss/overall", "val/overall/auc", "val/match/recall@10"} <= metrics
-    ids, vecs = review_vectors(tiny_store, "v1", "tiny")
+    _ids, vecs = review_vectors(tiny_store, "v1", "tiny")
     n_reviews = tiny_store.cursor().execute("SELECT count(*) FROM reviews").fetchone()[0]
     assert vecs.shape == (n_reviews, 32)
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
 
 
 def test_item_vectors_come_from_train_reviews_only(tiny_store, tiny_bert) -> None:
-    version, run_dir = prepare_job(tiny_store, "embed", "tiny", _config(tiny_bert))
+    _version, run_dir = prepare_job(tiny_store, "embed", "tiny", _config(tiny_bert))
     assert run_job(run_dir) == "finished"
     refresh_jobs(tiny_store)
     ids, vecs = review_vectors(tiny_store, "base", "tiny", split="train")
