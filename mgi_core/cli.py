@@ -85,10 +85,45 @@ def build_parser() -> argparse.ArgumentParser:
         "embed", parents=[db], help="Embed a dataset with the pre-trained encoder (version base)."
     )
     embed.add_argument("--dataset", required=True)
-    embed.add_argument("--max-seq-length", type=int, default=TrainConfig().max_seq_length)
+    embed.add_argument("--max-seq-length", type=int,
+                       default=TrainConfig().embed_max_seq_length)
 
     versions = sub.add_parser("versions", parents=[db], help="List model versions.")
     versions.add_argument("--json", action="store_true", help="Print JSON.")
+
+    evaluate = sub.add_parser(
+        "evaluate", parents=[db],
+        help="Rank held-out items with each scorer; store per-user metrics.",
+    )
+    evaluate.add_argument("--dataset", required=True)
+    evaluate.add_argument("--version", required=True, help="Model version (e.g. base, v1).")
+    evaluate.add_argument("--scorers", nargs="*", default=None,
+                          help="Scorers to run (default: all).")
+    evaluate.add_argument("--split", default="test", choices=("test", "val"))
+    evaluate.add_argument("--json", action="store_true")
+
+    compare = sub.add_parser(
+        "compare", parents=[db], help="Paired A/B comparison of two VERSION[:SCORER] specs."
+    )
+    compare.add_argument("a", help="System A, e.g. base:content_hybrid")
+    compare.add_argument("b", help="System B, e.g. v1 (scorer mgi_hybrid by default)")
+    compare.add_argument("--dataset", default=None, help="Default: the version's dataset.")
+    compare.add_argument("--split", default="test", choices=("test", "val"))
+    compare.add_argument("--json", action="store_true")
+
+    rec = sub.add_parser("recommend", parents=[db], help="Top items for a user, with reasons.")
+    rec.add_argument("--user", required=True)
+    rec.add_argument("--version", required=True)
+    rec.add_argument("--dataset", default=None, help="Default: the version's dataset.")
+    rec.add_argument("-k", type=int, default=10)
+    rec.add_argument("--scorer", default="mgi_hybrid")
+    rec.add_argument("--json", action="store_true")
+
+    prof = sub.add_parser("profile", parents=[db], help="A user's interest profile.")
+    prof.add_argument("--user", required=True)
+    prof.add_argument("--version", required=True)
+    prof.add_argument("--dataset", default=None, help="Default: the version's dataset.")
+    prof.add_argument("--json", action="store_true")
 
     run_job = sub.add_parser("run-job", help=argparse.SUPPRESS)
     run_job.add_argument("run_dir", type=Path)
@@ -255,7 +290,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    config = TrainConfig(max_seq_length=args.max_seq_length)
+    config = TrainConfig(embed_max_seq_length=args.max_seq_length)
     with _open_store(args.db) as store:
         print(_run_inline(store, "embed", args.dataset, config))
     return 0
@@ -286,6 +321,98 @@ def cmd_versions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dataset_of(store, version: str, dataset: str | None) -> str:
+    from mgi_core.data.datasets import dataset_names
+    from mgi_core.store.versions import get_version
+
+    if dataset:
+        return dataset
+    own = get_version(store, version)["dataset"]
+    if own:
+        return own
+    names = dataset_names(store)
+    if len(names) == 1:
+        return names[0]
+    raise ConfigError(f"Version {version} is not tied to one dataset: pass --dataset "
+                      f"({', '.join(names)}).")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from mgi_core.evaluation.protocol import evaluate
+    from mgi_core.ranking.fusion import DEFAULT_SCORERS
+
+    with _open_store(args.db) as store:
+        result = evaluate(store, args.dataset, args.version,
+                          tuple(args.scorers or DEFAULT_SCORERS), split=args.split)
+    summary = result.summary()
+    if args.json:
+        print(json.dumps({"dataset": result.dataset, "version": result.version,
+                          "split": result.split, "seconds": result.seconds,
+                          "scorers": summary.reset_index().to_dict(orient="records"),
+                          "weights": result.weights}, default=float, indent=2))
+        return 0
+    cols = [c for c in ("n_users", "ndcg@10", "recall@10", "mrr", "ndcg@20", "coverage@10")
+            if c in summary]
+    print(summary[cols].round(4).to_string())
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from mgi_core.evaluation.compare import compare, parse_spec
+
+    with _open_store(args.db) as store:
+        dataset = _dataset_of(store, parse_spec(args.b)[0], args.dataset)
+        report = compare(store, args.a, args.b, dataset, split=args.split)
+    if args.json:
+        print(json.dumps(report.to_dict(), default=float, indent=2))
+        return 0
+    print(f"{report.b} vs {report.a} on {dataset} ({args.split}), paired over users")
+    print(report.to_frame().round(4).to_string())
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from mgi_core.ranking.recommend import recommend
+
+    with _open_store(args.db) as store:
+        dataset = _dataset_of(store, args.version, args.dataset)
+        out = recommend(store, dataset, args.version, args.user, args.k, args.scorer)
+    if args.json:
+        print(json.dumps(out, default=float, indent=2))
+        return 0
+    if out["note"]:
+        print(f"note: {out['note']}")
+    for rank, item in enumerate(out["items"], 1):
+        parts = ", ".join(f"{g} {v:+.2f}" for g, v in
+                          sorted(item["parts"].items(), key=lambda kv: -abs(kv[1]))[:3])
+        print(f"{rank:>2}. {item['title'] or item['item_id']} [{item['category']}] "
+              f"score {item['score']:.2f} ({parts})")
+        for m in item["matching_reviews"][:1]:
+            text = " ".join(m["text"].split())[:100]
+            print(f"    because you wrote: \"{text}…\"")
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from mgi_core.profiles.service import user_profile
+
+    with _open_store(args.db) as store:
+        dataset = _dataset_of(store, args.version, args.dataset)
+        out = user_profile(store, dataset, args.version, args.user)
+    if args.json:
+        print(json.dumps(out, default=float, indent=2))
+        return 0
+    print(f"{out['user_id']} ({out['n_train_reviews']} train reviews"
+          f"{', cold' if out['cold'] else ''}) on {dataset} with {args.version}")
+    for level in ("l1", "l2"):
+        for c in out[level][:5]:
+            print(f"  {level} {c['category']:<40} affinity {c['affinity']:+.2f} "
+                  f"({c['n_reviews']} reviews)")
+    for i in out["interests"]:
+        print(f"  interest {i['interest']}: {', '.join(i['keywords'])} ({i['n_reviews']})")
+    return 0
+
+
 def cmd_run_job(args: argparse.Namespace) -> int:
     from mgi_core.jobs.worker import main as worker_main
 
@@ -295,6 +422,8 @@ def cmd_run_job(args: argparse.Namespace) -> int:
 COMMANDS = {
     "ingest": cmd_ingest, "datasets": cmd_datasets, "load-demo": cmd_load_demo,
     "train": cmd_train, "embed": cmd_embed, "versions": cmd_versions, "run-job": cmd_run_job,
+    "evaluate": cmd_evaluate, "compare": cmd_compare, "recommend": cmd_recommend,
+    "profile": cmd_profile,
 }
 
 

@@ -152,6 +152,9 @@ class TrainConfig(BaseConfig):
     deterministic: bool = _f(True, "Deterministic algorithms (same seed and data → same model).")
     device: str = _f("auto", "auto (CUDA → MPS → CPU), cuda, mps or cpu.")
     embed_batch_size: int = _f(64, "Batch size when embedding reviews after training.")
+    embed_max_seq_length: int = _f(
+        256, "Tokens per review when embedding after training (may exceed the training length)."
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", tuple(self.tasks))
@@ -172,7 +175,8 @@ class TrainConfig(BaseConfig):
             raise ConfigError("device must be one of auto, cuda, mps, cpu")
         for name, low in (("epochs", 1), ("batch_size", 2), ("max_seq_length", 8),
                           ("lora_rank", 1), ("patience", 0), ("freeze_layers", 0),
-                          ("eval_max_reviews", 1), ("embed_batch_size", 1)):
+                          ("eval_max_reviews", 1), ("embed_batch_size", 1),
+                          ("embed_max_seq_length", 8)):
             if getattr(self, name) < low:
                 raise ConfigError(f"{name} must be >= {low}, got {getattr(self, name)}")
         if self.max_train_reviews is not None and self.max_train_reviews < 2:
@@ -184,3 +188,36 @@ class TrainConfig(BaseConfig):
 
     def weight(self, task: str) -> float:
         return float(self.task_weights.get(task, 1.0))
+
+
+@dataclass(frozen=True)
+class ProfileConfig(BaseConfig):
+    """How user interest profiles are built from a user's *train* review embeddings."""
+
+    rating_weighting: str = _f(
+        "linear", "Review weight from its rating: 'linear' (w = rating) or 'none' (w = 1)."
+    )
+    half_life_days: float | None = _f(
+        None, "Recency weighting: a review this many days older than the user's latest counts "
+        "half (empty = off).",
+    )
+    max_interests: int = _f(5, "Most fine-interest clusters per user (k is chosen 1..this).")
+    min_silhouette: float = _f(
+        0.08, "Split a user into k > 1 interests only when the clustering's silhouette "
+        "exceeds this.",
+    )
+    n_keywords: int = _f(5, "Keywords per fine interest (c-TF-IDF).")
+    n_representative: int = _f(2, "Representative reviews per fine interest.")
+    like_threshold: float = _f(4.0, "A rating at or above this counts as liked.")
+    rating_midpoint: float = _f(3.0, "Neutral rating: sentiment = (rating - midpoint) / spread.")
+    rating_spread: float = _f(2.0, "Half the rating range, for sentiment in [-1, 1].")
+
+    def __post_init__(self) -> None:
+        if self.rating_weighting not in ("linear", "none"):
+            raise ConfigError("rating_weighting must be 'linear' or 'none'")
+        if self.half_life_days is not None and self.half_life_days <= 0:
+            raise ConfigError("half_life_days must be > 0 or empty (off)")
+        if not 1 <= self.max_interests <= 10:
+            raise ConfigError("max_interests must be in 1..10")
+        if self.rating_spread <= 0:
+            raise ConfigError("rating_spread must be > 0")

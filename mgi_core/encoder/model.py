@@ -97,11 +97,13 @@ class Encoder(nn.Module):
 
     @torch.no_grad()
     def encode(self, texts: Sequence[str], batch_size: int = 64,
-               progress: ProgressFn | None = None) -> np.ndarray:
+               progress: ProgressFn | None = None,
+               on_raw: Callable[[np.ndarray, torch.Tensor], None] | None = None) -> np.ndarray:
         """Normalised embeddings, (n, d) float32, in the order of ``texts``.
 
         Texts are sorted by length so each batch pads little; ``progress(done, total)`` is
-        called after every batch.
+        called after every batch, ``on_raw(indices, raw_pooled)`` with the unnormalised
+        vectors (what the task heads take).
         """
         was_training = self.training
         self.eval()
@@ -111,6 +113,8 @@ class Encoder(nn.Module):
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
             vecs = self.forward([texts[i] for i in idx])
+            if on_raw is not None:
+                on_raw(idx, vecs)
             vecs = torch.nn.functional.normalize(vecs, dim=-1)
             out[idx] = vecs.cpu().numpy()
             if progress is not None:

@@ -234,6 +234,20 @@ def register_run(store: Store, job_id: str, kind: str, version: str, dataset: st
                  json.dumps(config_info.get("library_versions", {})),
                  "; ".join(config_info.get("notices", [])) or None, version],
             )
+            manifest = read_json(run_dir / "checkpoint" / "mgi.json") or {}
+            tx.execute("UPDATE model_versions SET heads = ? WHERE version = ?",
+                       [json.dumps(manifest.get("vocab", {})), version])
+            if files.head_probs.exists():
+                tx.execute(
+                    "DELETE FROM review_head_probs WHERE version = ? AND dataset = ?",
+                    [version, dataset],
+                )
+                tx.execute(
+                    f"""INSERT INTO review_head_probs
+                        SELECT ?, ?, review_id, task, probs
+                        FROM read_parquet('{str(files.head_probs).replace("'", "''")}')""",
+                    [version, dataset],
+                )
             tx.execute("DELETE FROM train_log WHERE version = ?", [version])
             log_rows = list(_log_rows(version, read_events(files.metrics)))
             if log_rows:

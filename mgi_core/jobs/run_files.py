@@ -49,6 +49,10 @@ class RunFiles:
         return self.root / "review_embeddings.parquet"
 
     @property
+    def head_probs(self) -> Path:
+        return self.root / "review_head_probs.parquet"
+
+    @property
     def item_embeddings(self) -> Path:
         return self.root / "item_embeddings.parquet"
 

@@ -98,6 +98,39 @@ def item_vectors_from_reviews(snapshot: pd.DataFrame, review_vecs: np.ndarray,
     return pd.DataFrame({"item_id": out_ids, "n_train_reviews": counts, "vector": vecs})
 
 
+class HeadProbabilities:
+    """Per-review class probabilities of the category heads, collected while embedding."""
+
+    TASKS = ("category", "subcategory")
+
+    def __init__(self, model, n: int) -> None:
+        self.model = model
+        self.probs: dict[str, np.ndarray] = {}
+        if model is not None:
+            for task in self.TASKS:
+                if task in model.heads:
+                    self.probs[task] = np.zeros((n, model.heads[task].out_features), np.float32)
+
+    def collect(self, idx: np.ndarray, raw) -> None:
+        if not self.probs:
+            return
+        logits = self.model.head_logits(raw)
+        for task, out in self.probs.items():
+            out[idx] = logits[task].softmax(-1).float().cpu().numpy()
+
+    def write(self, path: Path, review_ids: pa.Array) -> None:
+        if not self.probs:
+            return
+        tables = []
+        for task, probs in self.probs.items():
+            tables.append(pa.table({
+                "review_id": review_ids,
+                "task": pa.array([task] * len(review_ids)),
+                "probs": pa.array(list(probs), pa.list_(pa.float32())),
+            }))
+        pq.write_table(pa.concat_tables(tables), path)
+
+
 def run_job(run_dir: Path, should_stop: Callable[[], bool] | None = None) -> str:
     """Run the job described by ``run_dir/job.json``; return its final state."""
     from mgi_core.encoder.model import load_encoder
@@ -116,10 +149,12 @@ def run_job(run_dir: Path, should_stop: Callable[[], bool] | None = None) -> str
         encoder = load_encoder(config.base_model, config.max_seq_length, config.device)
         status.update(device=encoder.device_info.describe())
         result_fields: dict[str, Any] = {}
+        model = None
         if job["kind"] == "train":
             model, result_fields = _train(files, job, config, snapshot, encoder, status, stop)
             encoder = model.encoder
         status.update(phase="embedding", done=0, total=len(snapshot))
+        encoder.max_seq_length = config.embed_max_seq_length
 
         def progress(done: int, total: int) -> None:
             if stop():
@@ -127,9 +162,11 @@ def run_job(run_dir: Path, should_stop: Callable[[], bool] | None = None) -> str
             status.update(done=done, total=total)
 
         texts = snapshot["text"].astype(str).tolist()
-        vecs = encoder.encode(texts, config.embed_batch_size, progress)
-        _write_vectors(files.review_embeddings, pa.array(snapshot["review_id"].astype("int64")),
-                       "review_id", vecs)
+        heads = HeadProbabilities(model if job["kind"] == "train" else None, len(texts))
+        vecs = encoder.encode(texts, config.embed_batch_size, progress, heads.collect)
+        review_ids = pa.array(snapshot["review_id"].astype("int64"))
+        _write_vectors(files.review_embeddings, review_ids, "review_id", vecs)
+        heads.write(files.head_probs, review_ids)
         items = item_vectors_from_reviews(
             snapshot, vecs, lambda t: encoder.encode(t, config.embed_batch_size)
         )

@@ -117,10 +117,69 @@ MIGRATIONS.append(
     """
 )
 
+MIGRATIONS.append(
+    # 2 -> 3: category-head probabilities per review, head vocabularies per version, user
+    # profiles (vectors in user_profile_vectors_<d>), evaluation results per user.
+    """
+    ALTER TABLE model_versions ADD COLUMN heads VARCHAR;  -- JSON {task: [label, ...]}
+    CREATE TABLE review_head_probs (
+        version   VARCHAR NOT NULL,
+        dataset   VARCHAR NOT NULL,
+        review_id BIGINT NOT NULL,
+        task      VARCHAR NOT NULL,               -- category | subcategory
+        probs     FLOAT[] NOT NULL                -- in the order of heads[task]
+    );
+    CREATE TABLE user_profiles (
+        version   VARCHAR NOT NULL,
+        dataset   VARCHAR NOT NULL,
+        user_id   VARCHAR NOT NULL,
+        level     VARCHAR NOT NULL,               -- overall | l1 | l2 | interest
+        key       VARCHAR NOT NULL,               -- category path, interest number, or ''
+        n_reviews BIGINT NOT NULL,
+        share     DOUBLE,
+        sentiment DOUBLE,
+        head_prob DOUBLE,
+        affinity  DOUBLE,
+        keywords  VARCHAR[],
+        review_ids BIGINT[],                      -- representative train reviews
+        cold      BOOLEAN NOT NULL,
+        vector_row BIGINT NOT NULL                -- row in user_profile_vectors_<d>
+    );
+    CREATE TABLE evaluations (
+        dataset    VARCHAR NOT NULL,
+        version    VARCHAR NOT NULL,
+        scorer     VARCHAR NOT NULL,
+        split      VARCHAR NOT NULL,
+        metric     VARCHAR NOT NULL,
+        value      DOUBLE,
+        n_users    BIGINT NOT NULL,
+        details    VARCHAR,                       -- JSON, e.g. fusion weights
+        created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+    );
+    CREATE TABLE per_user_metrics (
+        dataset  VARCHAR NOT NULL,
+        version  VARCHAR NOT NULL,
+        scorer   VARCHAR NOT NULL,
+        split    VARCHAR NOT NULL,
+        user_id  VARCHAR NOT NULL,
+        metric   VARCHAR NOT NULL,
+        value    DOUBLE
+    );
+    CREATE TABLE fusion_weights (
+        dataset  VARCHAR NOT NULL,
+        version  VARCHAR NOT NULL,
+        scorer   VARCHAR NOT NULL,
+        weights  VARCHAR NOT NULL,                -- JSON {feature: weight}
+        created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+    );
+    """
+)
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Tables a caller may name dynamically (identifiers are never taken from user input).
 TABLES = frozenset({
     "datasets", "reviews", "items", "ingest_rejects", "model_versions", "train_log",
-    "embedding_sets", "jobs",
+    "embedding_sets", "jobs", "review_head_probs", "user_profiles", "evaluations",
+    "per_user_metrics", "fusion_weights",
 })

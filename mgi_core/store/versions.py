@@ -12,13 +12,13 @@ BASE_VERSION = "base"
 VERSION_COLUMNS = (
     "version", "kind", "dataset", "base_model", "strategy", "status", "metrics", "dim",
     "device", "data_hash", "artefact_dir", "message", "created_at", "finished_at", "config",
-    "library_versions",
+    "library_versions", "heads",
 )
 
 
 def _row_dict(names: list[str], row: tuple) -> dict[str, Any]:
     out = dict(zip(names, row, strict=True))
-    for key in ("metrics", "config", "library_versions"):
+    for key in ("metrics", "config", "library_versions", "heads"):
         if isinstance(out.get(key), str):
             out[key] = json.loads(out[key])
     return out

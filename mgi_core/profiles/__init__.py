@@ -1,0 +1,1 @@
+"""Per-user interest representations at every granularity (overall, L1, L2, fine)."""

@@ -1,0 +1,1 @@
+"""Item vectors, scorers (popularity, CF, content at each granularity), fusion, reasons."""

@@ -1,0 +1,166 @@
+"""Recommendations for one user with the reasons a person reads.
+
+Each recommended item carries its score broken down per feature (the weighted z-scores
+that add up to the fused score, grouped by granularity) and the user's past train reviews
+whose embeddings match the item best. Items the user reviewed in train are excluded.
+Cold users (one train review) get an explicit fallback: popularity within the categories
+they touched, blended with content match to that single review.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mgi_core.errors import UnknownUserError
+from mgi_core.ranking.features import FeatureContext, compute_features
+from mgi_core.ranking.fusion import SCORERS, fused, learn_weights, zscore_rows
+from mgi_core.ranking.model import load_ranking_context
+from mgi_core.store import Store
+
+GRANULARITY = {
+    "content": "overall",
+    "content_last": "fine",
+    "content_interest": "fine",
+    "content_category": "category",
+    "affinity_l1": "category",
+    "affinity_l2": "subcategory",
+    "transition_l1": "category",
+    "item_knn": "collaborative",
+    "mf": "collaborative",
+    "popularity": "popularity",
+}
+COLD_WEIGHTS = {"content": 1.0, "affinity_l1": 1.0, "popularity": 1.0}
+
+
+@dataclass
+class Recommendation:
+    item_id: str
+    title: str | None
+    category: str | None
+    score: float
+    parts: dict[str, float]  # granularity -> contribution
+    features: dict[str, float]  # feature -> weighted z-score
+    matching_reviews: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def stored_weights(store: Store, dataset: str, version: str, scorer: str) -> dict | None:
+    row = (
+        store.cursor()
+        .execute(
+            "SELECT weights FROM fusion_weights WHERE dataset = ? AND version = ? AND scorer = ? "
+            "ORDER BY created_at DESC LIMIT 1",
+            [dataset, version, scorer],
+        )
+        .fetchone()
+    )
+    return json.loads(row[0]) if row else None
+
+
+def recommend_with_context(
+    ctx: FeatureContext,
+    user_id: str,
+    k: int,
+    weights: dict[str, float],
+    n_reasons: int = 2,
+) -> tuple[list[Recommendation], bool]:
+    """Top ``k`` items for ``user_id`` and whether the cold-start fallback was used."""
+    inter = ctx.inter
+    index = inter.user_index()
+    if user_id not in index:
+        raise UnknownUserError(f"User {user_id!r} is not in dataset {inter.dataset!r}.")
+    u = np.array([index[user_id]])
+    exclude = inter.train[u].toarray() > 0
+    seen = int(exclude.sum())
+    cold = seen <= 1
+    use = COLD_WEIGHTS if cold else weights
+    feats = compute_features(ctx, u, tuple(use))
+    contrib = {n: w * zscore_rows(feats[n], exclude)[0] for n, w in use.items() if n in feats}
+    total = fused(feats, use, exclude)[0]
+    total[exclude[0]] = -np.inf
+    order = np.argsort(-total, kind="stable")[:k]
+    reviews = inter.train_reviews[inter.train_reviews["u"] == u[0]]
+    review_vecs = _review_vectors(ctx, reviews)
+    recs = []
+    for i in order:
+        if not np.isfinite(total[i]):
+            break
+        feature_parts = {n: float(c[i]) for n, c in contrib.items()}
+        parts: dict[str, float] = {}
+        for n, v in feature_parts.items():
+            parts[GRANULARITY.get(n, n)] = parts.get(GRANULARITY.get(n, n), 0.0) + v
+        matches = []
+        if review_vecs is not None and ctx.item_vecs is not None and len(reviews):
+            sims = review_vecs @ ctx.item_vecs[i]
+            for j in np.argsort(-sims)[:n_reasons]:
+                row = reviews.iloc[int(j)]
+                matches.append(
+                    {
+                        "review_id": int(row["review_id"]),
+                        "item_id": inter.items[int(row["i"])],
+                        "rating": float(row["rating"]),
+                        "similarity": float(sims[j]),
+                        "text": str(row["text"]),
+                    }
+                )
+        recs.append(
+            Recommendation(
+                item_id=str(inter.items[i]),
+                title=None,
+                category=inter.item_l2[i] or inter.item_l1[i],
+                score=float(total[i]),
+                parts=parts,
+                features=feature_parts,
+                matching_reviews=matches,
+            )
+        )
+    return recs, cold
+
+
+def _review_vectors(ctx: FeatureContext, reviews) -> np.ndarray | None:
+    if not ctx.review_vecs:
+        return None
+    lookup = ctx.review_vecs
+    return np.stack([lookup[int(r)] for r in reviews["review_id"]]) if len(reviews) else None
+
+
+def recommend(
+    store: Store, dataset: str, version: str, user_id: str, k: int = 10, scorer: str = "mgi_hybrid"
+) -> dict[str, Any]:
+    """Ranked items for one user with per-granularity score parts and matching reviews."""
+    ctx = load_ranking_context(store, dataset, version, with_mf="mf" in SCORERS[scorer].features)
+    weights = stored_weights(store, dataset, version, scorer)
+    if weights is None:
+        weights = SCORERS[scorer].fixed_weights or (
+            learn_weights(ctx, SCORERS[scorer].features)
+            if SCORERS[scorer].tuned
+            else {SCORERS[scorer].features[0]: 1.0}
+        )
+    recs, cold = recommend_with_context(ctx, user_id, k, weights)
+    titles = dict(
+        store.cursor()
+        .execute("SELECT item_id, title FROM items WHERE dataset = ?", [dataset])
+        .fetchall()
+    )
+    for r in recs:
+        r.title = titles.get(r.item_id)
+    return {
+        "user_id": user_id,
+        "dataset": dataset,
+        "version": version,
+        "scorer": scorer,
+        "cold_start": cold,
+        "note": (
+            "Cold user (one review): popularity in their categories plus similarity to that review."
+        )
+        if cold
+        else None,
+        "weights": COLD_WEIGHTS if cold else weights,
+        "items": [r.to_dict() for r in recs],
+    }

@@ -1,0 +1,156 @@
+"""The Train page's pure helpers: figures from job events, the table, config, progress text."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from dashboard.training import (
+    best_epoch,
+    build_config,
+    events_from_log,
+    format_duration,
+    loss_figure,
+    progress_bar,
+    validation_figure,
+    versions_frame,
+)
+from mgi_core.errors import ConfigError
+
+
+def _step(step: int, epoch: int, overall: float, match: float) -> dict:
+    return {"kind": "step", "epoch": epoch, "step": step, "total_steps": 4,
+            "loss": {"overall": overall, "match": match}, "loss_total": overall + match,
+            "lr": 1e-4, "elapsed_s": step, "eta_s": 4 - step}
+
+
+def _epoch(epoch: int, step: int, auc: float, objective: float, **more: float) -> dict:
+    return {"kind": "epoch", "epoch": epoch, "step": step,
+            "metrics": {"overall/auc": auc, "objective": objective, **more}}
+
+
+# Two epochs of two steps; epoch 2 has the lower objective (0.8 < 0.9) → best epoch 2.
+EVENTS = [
+    _step(1, 1, 0.70, 2.0), _step(2, 1, 0.60, 1.8), _epoch(1, 2, 0.60, 0.9,
+                                                           **{"match/recall@10": 0.2}),
+    _step(3, 2, 0.50, 1.5), _step(4, 2, 0.40, 1.2), _epoch(2, 4, 0.75, 0.8,
+                                                           **{"match/recall@10": 0.4}),
+]
+
+
+def _traces(fig) -> dict[str, tuple[list, list]]:
+    return {t.name: (list(t.x), list(t.y)) for t in fig.data}
+
+
+def test_loss_figure_has_a_line_per_task_and_the_total() -> None:
+    traces = _traces(loss_figure(EVENTS))
+    # Tasks in TASKS order (overall before match), then the weighted total.
+    assert list(traces) == ["overall", "match", "total (Σ λ·ℓ)"]
+    assert traces["overall"] == ([1, 2, 3, 4], [0.70, 0.60, 0.50, 0.40])
+    assert traces["match"][1] == [2.0, 1.8, 1.5, 1.2]
+    # total = overall + match at each step: 2.7, 2.4, 2.0, 1.6
+    assert traces["total (Σ λ·ℓ)"][1] == pytest.approx([2.7, 2.4, 2.0, 1.6])
+
+
+def test_loss_figure_marks_epoch_ends_only_with_several_epochs() -> None:
+    shapes = loss_figure(EVENTS).layout.shapes
+    assert [s.x0 for s in shapes] == [2, 4]  # the steps where epochs 1 and 2 closed
+    one_epoch = [e for e in EVENTS if e["epoch"] == 1]
+    assert not loss_figure(one_epoch).layout.shapes
+
+
+def test_loss_figure_skips_missing_and_nan_losses() -> None:
+    events = [_step(1, 1, 0.7, 2.0), {**_step(2, 1, math.nan, 1.0), "loss": {"match": 1.0}}]
+    traces = _traces(loss_figure(events))
+    assert traces["overall"] == ([1], [0.7])  # step 2 has no overall loss
+    assert traces["match"] == ([1, 2], [2.0, 1.0])
+
+
+def test_empty_events_give_figures_that_say_so() -> None:
+    assert loss_figure([]).layout.annotations[0].text == "No training steps yet"
+    assert validation_figure([]).layout.annotations[0].text == "Measured after each epoch"
+    # Steps without an epoch end: still nothing to draw for validation.
+    assert not validation_figure(EVENTS[:2]).data
+
+
+def test_validation_figure_draws_metrics_per_epoch_and_marks_the_best() -> None:
+    fig = validation_figure(EVENTS)
+    traces = _traces(fig)
+    assert traces == {"overall AUC": ([1, 2], [0.60, 0.75]),
+                      "match recall@10": ([1, 2], [0.2, 0.4])}
+    assert [s.x0 for s in fig.layout.shapes] == [2]  # best = epoch 2 (objective 0.8)
+    assert list(fig.layout.yaxis.range) == [0, 1.02]
+
+
+def test_best_epoch_is_the_lowest_objective() -> None:
+    assert best_epoch(EVENTS) == 2
+    # NaN objectives are ignored; no epoch at all gives None.
+    assert best_epoch([_epoch(1, 1, 0.5, math.nan), _epoch(2, 2, 0.5, 3.0)]) == 2
+    assert best_epoch(EVENTS[:2]) is None
+
+
+def test_events_from_the_stored_log_draw_the_same_curves() -> None:
+    # training_log rows as register_run writes them: loss/<task>, loss/total, val/<metric>.
+    rows = []
+    for e in EVENTS:
+        if e["kind"] == "step":
+            rows += [(e["step"], e["epoch"], f"loss/{t}", v) for t, v in e["loss"].items()]
+            rows.append((e["step"], e["epoch"], "loss/total", e["loss_total"]))
+        else:
+            rows += [(e["step"], e["epoch"], f"val/{m}", v) for m, v in e["metrics"].items()]
+    rebuilt = events_from_log(sorted(rows, key=lambda r: (r[0], r[2])))
+    assert [(e["kind"], e["step"]) for e in rebuilt] == [
+        ("step", 1), ("step", 2), ("epoch", 2), ("step", 3), ("step", 4), ("epoch", 4)]
+    assert _traces(loss_figure(rebuilt)) == _traces(loss_figure(EVENTS))
+    assert _traces(validation_figure(rebuilt)) == _traces(validation_figure(EVENTS))
+
+
+def test_versions_frame_has_the_headline_metrics() -> None:
+    versions = [
+        {"version": "v2", "kind": "fine-tuned", "dataset": "d", "strategy": "lora",
+         "status": "failed", "metrics": None, "message": "boom", "created_at": None},
+        {"version": "v1", "kind": "fine-tuned", "dataset": "d", "strategy": "full",
+         "status": "ready", "metrics": {"overall/auc": 0.8, "category/macro_f1": 0.5,
+                                        "subcategory/macro_f1": math.nan,
+                                        "match/recall@10": 0.3},
+         "message": None, "created_at": None},
+    ]
+    frame = versions_frame(versions).set_index("version")
+    assert frame.loc["v1", "AUC overall"] == 0.8 and frame.loc["v1", "Recall@10 match"] == 0.3
+    assert math.isnan(frame.loc["v1", "F1 subcategory"])  # NaN stays empty, not a number
+    assert frame.loc["v2", "message"] == "boom" and math.isnan(frame.loc["v2", "AUC overall"])
+    assert versions_frame([]).columns[0] == "version"
+
+
+def test_build_config_from_form_values() -> None:
+    config = build_config({
+        "train_base_model": " /models/tiny ", "train_tasks": ["overall", "match"],
+        "train_w_overall": 2.0, "train_w_match": 0.5, "train_w_category": 9.0,
+        "train_strategy": "freeze", "train_freeze_layers": 2, "train_epochs": 3,
+        "train_max_reviews": 0,
+    })
+    assert config.base_model == "/models/tiny" and config.tasks == ("overall", "match")
+    # Only the chosen tasks keep a weight; 0 max reviews means all (None).
+    assert config.task_weights == {"overall": 2.0, "match": 0.5}
+    assert (config.strategy, config.freeze_layers, config.epochs) == ("freeze", 2, 3)
+    assert config.max_train_reviews is None
+    assert build_config({"train_max_reviews": 32}).max_train_reviews == 32
+    with pytest.raises(ConfigError, match="tasks"):
+        build_config({"train_tasks": []})
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (None, "—"), (math.nan, "—"), (44.6, "45 s"), (185, "3 min 05 s"), (7440, "2 h 04 min")])
+def test_format_duration(seconds, text) -> None:
+    assert format_duration(seconds) == text
+
+
+def test_progress_bar_per_phase() -> None:
+    training = {"phase": "training", "epoch": 2, "step": 30, "total_steps": 120, "eta_s": 90}
+    assert progress_bar(training, epochs=4) == (
+        0.25, "Training · epoch 2 of 4 · step 30 of 120 · ETA 1 min 30 s")
+    embedding = {"phase": "embedding", "done": 640, "total": 2560}
+    assert progress_bar(embedding) == (0.25, "Embedding the reviews · 640 of 2,560 reviews")
+    assert progress_bar({"phase": "loading encoder"}) == (0.0, "Loading the encoder")
+    assert progress_bar({}) == (0.0, "Starting")
