@@ -206,6 +206,10 @@ class ProfileConfig(BaseConfig):
         0.08, "Split a user into k > 1 interests only when the clustering's silhouette "
         "exceeds this.",
     )
+    min_spread: float = _f(
+        0.1, "Look for several interests only when the user's reviews differ this much "
+        "(mean pairwise cosine distance).",
+    )
     n_keywords: int = _f(5, "Keywords per fine interest (c-TF-IDF).")
     n_representative: int = _f(2, "Representative reviews per fine interest.")
     like_threshold: float = _f(4.0, "A rating at or above this counts as liked.")

@@ -106,7 +106,9 @@ def choose_k(x: np.ndarray, config: ProfileConfig, seed: int = 0) -> tuple[int, 
     """Number of fine interests and labels: k in 2..max kept only if silhouette is high."""
     n = len(x)
     best_k, best_labels, best_score = 1, np.zeros(n, dtype=int), config.min_silhouette
-    for k in range(2, min(config.max_interests, n - 1) + 1):
+    spread = float(np.mean(1 - x @ x.T)) * n / max(n - 1, 1)  # mean pairwise cos distance
+    max_k = min(config.max_interests, n - 1) if spread >= config.min_spread else 1
+    for k in range(2, max_k + 1):
         labels = spherical_kmeans(x, k, seed)
         if len(set(labels)) < 2:
             continue

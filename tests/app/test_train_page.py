@@ -168,7 +168,7 @@ def test_a_training_run_starts_shows_progress_and_lists_a_ready_version(
     table = _versions(at)
     row = table.set_index("version").loc["v1"]
     assert row["status"] == "ready" and row["strategy"] == "lora" and row["dataset"] == "tiny"
-    assert 0 <= row["AUC overall"] <= 1 and 0 <= row["Recall@10 match"] <= 1
+    assert 0 <= row["AUC"] <= 1 and 0 <= row["R@10"] <= 1
     # The stored training log draws the curves of the selected version.
     assert at.selectbox(key="train_curves").value == "v1"
     assert len(at.get("plotly_chart")) == 2

@@ -117,9 +117,9 @@ def test_versions_frame_has_the_headline_metrics() -> None:
          "message": None, "created_at": None},
     ]
     frame = versions_frame(versions).set_index("version")
-    assert frame.loc["v1", "AUC overall"] == 0.8 and frame.loc["v1", "Recall@10 match"] == 0.3
-    assert math.isnan(frame.loc["v1", "F1 subcategory"])  # NaN stays empty, not a number
-    assert frame.loc["v2", "message"] == "boom" and math.isnan(frame.loc["v2", "AUC overall"])
+    assert frame.loc["v1", "AUC"] == 0.8 and frame.loc["v1", "R@10"] == 0.3
+    assert math.isnan(frame.loc["v1", "F1 L2"])  # NaN stays empty, not a number
+    assert frame.loc["v2", "message"] == "boom" and math.isnan(frame.loc["v2", "AUC"])
     assert versions_frame([]).columns[0] == "version"
 
 
