@@ -139,7 +139,10 @@ class TrainConfig(BaseConfig):
     warmup_ratio: float = _f(0.1, "Share of steps with linear warm-up; then linear decay to 0.")
     dropout: float = _f(0.1, "Dropout before each head.")
     grad_clip: float = _f(1.0, "Clip the gradient norm to this value (0 = off).")
-    max_seq_length: int = _f(128, "Tokens per review; longer texts are truncated.")
+    max_seq_length: int = _f(
+        64, "Tokens per review in training (longer texts are truncated; 64 keeps a CPU epoch "
+        "over a few thousand reviews to minutes)."
+    )
     max_train_reviews: int | None = _f(None, "Train on at most this many reviews (a subset).")
     like_threshold: float = _f(4.0, "A rating at or above this counts as liked ('overall').")
     balance: str = _f(
