@@ -1,4 +1,7 @@
-"""MGI dashboard: page config and navigation only; each page lives in pages/."""
+"""MGI dashboard: page config and navigation only; each page lives in app_pages/.
+
+(Not "pages/": Streamlit would also treat that as a legacy multipage folder on deep links.)
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import streamlit as st
 st.set_page_config(page_title="MGI · user interests from reviews", page_icon="🧭", layout="wide")
 
 pages = [
-    st.Page("pages/data.py", title="Data", icon=":material/database:", default=True),
+    st.Page("app_pages/data.py", title="Data", icon=":material/database:", default=True),
+    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
 ]
 st.navigation(pages).run()

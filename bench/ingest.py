@@ -1,7 +1,8 @@
 """Benchmark MGI's review-file ingest against the plain pandas + DuckDB path.
 
     python bench/ingest.py [--rows 1000000] [--workdir /tmp/mgi-bench] [--json]
-                           [--threads N] [--memory-limit 2GB] [--repeat N]
+                           [--threads N] [--memory-limit 2GB] [--set NAME=VALUE]
+                           [--repeat N] [--only mgi|plain]
 
 1. A CSV of ``--rows`` reviews is resampled from the real Amazon Digital Music file
    (``../shared/data/amazon_digital_music.csv``) with fresh user and item ids, unique
@@ -22,8 +23,9 @@ data are generated in a worker too — so the two readings agree here.)
 
 Timing is wall-clock inside the worker, after imports: for MGI from opening the store to
 ``ingest_file`` returning (hash, sniff, read, validate, split, insert, commit); for the
-plain path from ``read_csv`` to the ``CREATE TABLE`` returning (connect included). The
-file is read once beforehand so both paths start with it in the page cache.
+plain path from ``read_csv`` to the ``CREATE TABLE`` returning (connect included). CPU
+time (user + sys) over the same span is printed too: on a shared machine it is the steadier
+figure. The file is read once beforehand so both paths start with it in the page cache.
 
 Targets (reported, never asserted; the exit status is 0 whatever the figures): MGI at
 least 3x the plain path's rows/s, and MGI's peak RSS well under (at most half of) the

@@ -1,18 +1,28 @@
 """Ingest review files (CSV or Parquet) into the store, validated row by row.
 
-The file streams through DuckDB (``read_csv`` / ``read_parquet`` into a temporary table),
-never through Python row objects. Validation is SQL over that table: every row gets a
-reject reason or none. One ingest is one transaction: after any failure the database holds
-exactly what it held before.
+The file streams through DuckDB twice, never through Python row objects:
+
+1. A narrow pass (``read_csv`` / ``read_parquet`` into a temporary table) keeps every column
+   but the review text, plus the text's length, and the text itself only for rows that are
+   rejected. Validation is SQL over that pass: every row gets a reject reason or none;
+   duplicates and the train/val/test split are computed on the narrow table too.
+2. A second pass streams the file straight into ``reviews``, the text joined to the narrow
+   table's verdicts by position (CSV: both scans yield the records in file order; each
+   row's text length is checked against the first pass) or by row number (Parquet).
+
+So the text is held in memory only a row group at a time. One ingest is one transaction:
+after any failure the database holds exactly what it held before.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
 import uuid
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +50,16 @@ log = logging.getLogger(__name__)
 MAX_REPORTED_REJECTS = 10_000
 _NAME = re.compile(r"^[\w][\w .\-]{0,63}$")
 _DATE_FORMATS = ["%m/%d/%Y", "%d.%m.%Y", "%m %d, %Y", "%Y/%m/%d", "%d/%m/%Y %H:%M", "%Y%m%d"]
+# read_csv's max_line_size for files with a record longer than DuckDB's default (2 MB). Not
+# the default: DuckDB sizes its read buffers from it (16 MB lines -> 256 MiB buffers).
+LONG_LINE_SIZE = 16 * 1024 * 1024
+_LINE_TOO_LONG = "LINE SIZE OVER MAXIMUM"
+# DuckDB's memory limit while ingesting (never raised): the narrow tables spill to disk past
+# it, and the blocks written for ``reviews`` leave the buffer pool instead of piling up.
+MEMORY_LIMIT = 384 * 1024 * 1024
+_MALFORMED = "malformed row (wrong number of fields)"
+_DUPLICATE = "duplicate (user_id, item_id)"
+_CHANGED = "MGI: the file changed while it was being read"
 
 
 @dataclass
@@ -69,7 +89,10 @@ class IngestReport:
 
     def summary(self) -> str:
         if self.unchanged:
-            return f"{self.file_name} is already stored as dataset {self.dataset!r}; nothing changed."
+            return (
+                f"{self.file_name} is already stored as dataset {self.dataset!r}; "
+                "nothing changed."
+            )
         head = (
             f"{self.dataset}: {self.n_accepted:,} of {self.n_read:,} rows stored "
             f"({self.n_users:,} users, {self.n_items:,} items), {self.n_rejected:,} rejected"
@@ -94,14 +117,15 @@ def _q(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _csv_args(kind: FileKind) -> str:
+def _csv_args(kind: FileKind, max_line_size: int | None = None) -> str:
     """read_csv options; the path and the ``columns`` struct travel as the two parameters."""
     # Literals only from our own allow-list (DELIMITERS), never from user text.
     delim = {",": "','", ";": "';'", "\t": "'\\t'", "|": "'|'"}[kind.delimiter or ","]
-    return (
+    args = (
         f"delim=E{delim}, header=true, quote='\"', escape='\"', auto_detect=false, "
-        "strict_mode=true, columns=?, max_line_size=16777216"
+        "strict_mode=true, columns=?"
     )
+    return args + (f", max_line_size={int(max_line_size)}" if max_line_size else "")
 
 
 def _csv_params(path: Path, kind: FileKind) -> list[Any]:
@@ -146,7 +170,10 @@ def inspect_file(path: str | Path, n_preview: int = 20) -> FileInspection:
             if kind.format == "parquet":
                 sql = "SELECT * FROM read_parquet(?) LIMIT ?"
             else:
-                sql = f"SELECT * FROM read_csv(?, {_csv_args(kind)}, store_rejects=true) LIMIT ?"
+                sql = (
+                    f"SELECT * FROM read_csv(?, {_csv_args(kind, LONG_LINE_SIZE)}, "
+                    "store_rejects=true) LIMIT ?"
+                )
             params = [str(readable)] if kind.format == "parquet" else _csv_params(readable, kind)
             preview = con.execute(sql, [*params, n_preview]).df().astype("string")
     finally:
@@ -154,16 +181,54 @@ def inspect_file(path: str | Path, n_preview: int = 20) -> FileInspection:
     return FileInspection(kind, columns, guess_mapping(columns), preview)
 
 
-def _validated_rows_sql(raw: str, mapping: Mapping[str, str], cfg: IngestConfig) -> str:
-    """SELECT over the raw table giving canonical columns, parsed values and a reason."""
+def _col(mapping: Mapping[str, str], name: str) -> str:
+    """A canonical column as text, from its mapped file column (NULL when unmapped)."""
+    return f"CAST({_q(mapping[name])} AS VARCHAR)" if name in mapping else "NULL::VARCHAR"
 
-    def col(name: str) -> str:
-        return f"CAST({_q(mapping[name])} AS VARCHAR)" if name in mapping else "NULL::VARCHAR"
 
+@dataclass
+class _Scan:
+    """One way of reading the file, repeatable: the second pass must see the same rows."""
+
+    path: Path
+    kind: FileKind
+    tag: str
+    max_line_size: int | None = None  # CSV only; None = DuckDB's default
+    rejects: list[str] = field(default_factory=list)  # reject tables DuckDB made, to drop
+
+    @property
+    def is_csv(self) -> bool:
+        return self.kind.format == "csv"
+
+    def reader(self, rejects: str) -> tuple[str, list[Any]]:
+        """``read_csv(...)`` / ``read_parquet(...)`` and its parameters.
+
+        CSV records with the wrong number of fields (or too long) go to temp table
+        ``rejects`` (its scan table ``{rejects}_s``) instead of failing the read.
+        """
+        if not self.is_csv:
+            return "read_parquet(?, file_row_number = true)", [str(self.path)]
+        self.rejects += [rejects, f"{rejects}_s"]
+        return (
+            f"read_csv(?, {_csv_args(self.kind, self.max_line_size)}, store_rejects=true, "
+            f"rejects_table='{rejects}', rejects_scan='{rejects}_s')",
+            _csv_params(self.path, self.kind),
+        )
+
+
+def _validated_rows_sql(reader: str, mapping: Mapping[str, str], cfg: IngestConfig,
+                        parquet: bool) -> str:
+    """SELECT over the file giving canonical columns, parsed values and a reason.
+
+    Narrow: the text itself is kept only for rejected rows (for the reject report); every
+    row keeps its length, which the second pass checks. ``LIMIT ?`` is the row cap.
+    """
+    col = functools.partial(_col, mapping)
     ts_num = "TRY_CAST(trim(ts_raw) AS DOUBLE)"
+    row_number = "file_row_number + 1 AS row_number," if parquet else ""
     return f"""
     WITH base AS (
-        SELECT row_number,
+        SELECT {row_number}
                nullif(trim({col('user_id')}), '') AS user_id,
                nullif(trim({col('item_id')}), '') AS item_id,
                {col('text')} AS text,
@@ -172,7 +237,7 @@ def _validated_rows_sql(raw: str, mapping: Mapping[str, str], cfg: IngestConfig)
                nullif(trim({col('timestamp')}), '') AS ts_raw,
                {col('category')} AS category_raw,
                nullif(trim({col('item_title')}), '') AS title
-        FROM {raw}
+        FROM {reader}
     ), parsed AS (
         SELECT *,
             CASE WHEN ts_raw IS NULL THEN NULL
@@ -191,7 +256,8 @@ def _validated_rows_sql(raw: str, mapping: Mapping[str, str], cfg: IngestConfig)
             CASE
                 WHEN user_id IS NULL THEN 'missing user_id'
                 WHEN item_id IS NULL THEN 'missing item_id'
-                WHEN text IS NULL OR trim(text) = '' THEN 'empty text'
+                WHEN text IS NULL OR text = '' OR (starts_with(text, ' ') AND trim(text) = '')
+                    THEN 'empty text'
                 WHEN rating_raw IS NULL OR trim(rating_raw) = '' THEN 'missing rating'
                 WHEN rating IS NULL OR isnan(rating) THEN 'rating is not a number'
                 WHEN rating < {float(cfg.rating_min)!r} OR rating > {float(cfg.rating_max)!r}
@@ -200,14 +266,14 @@ def _validated_rows_sql(raw: str, mapping: Mapping[str, str], cfg: IngestConfig)
             END AS reason
         FROM parsed
     )
-    SELECT *,
-        CASE WHEN reason IS NULL THEN
-            row_number() OVER (PARTITION BY reason IS NULL, user_id, item_id ORDER BY row_number)
-        END AS dup_rank,
-        CASE WHEN reason IS NULL THEN
-            min(row_number) OVER (PARTITION BY reason IS NULL, user_id, item_id)
-        END AS first_row
+    SELECT {'row_number,' if parquet else ''}
+           user_id, item_id, rating, ts, category_raw, title, reason,
+           strlen(text) AS text_len,
+           CASE WHEN reason IS NOT NULL THEN rating_raw END AS rating_raw,
+           CASE WHEN reason IS NOT NULL THEN ts_raw END AS ts_raw,
+           CASE WHEN reason IS NOT NULL THEN text END AS rej_text
     FROM judged
+    LIMIT ?
     """
 
 
@@ -218,7 +284,7 @@ def _detail_sql(cfg: IngestConfig, line_offset: int) -> str:
             WHEN 'rating is not a number' THEN 'rating ' || to_json(rating_raw)::VARCHAR
             WHEN 'rating out of range' THEN 'rating ' || rating_raw || ' is outside {lo}..{hi}'
             WHEN 'unparseable timestamp' THEN 'timestamp ' || to_json(ts_raw)::VARCHAR
-            WHEN 'duplicate (user_id, item_id)'
+            WHEN '{_DUPLICATE}'
                 THEN 'same user and item as line ' || (first_row + {line_offset})
             ELSE reason
         END
@@ -268,13 +334,12 @@ def ingest_file(
         )
     if not path.exists():
         raise DataValidationError(f"File not found: {path}")
-    digest = file_sha256(path)
     cur = store.cursor()
     existing = cur.execute(
         "SELECT file_hash, file_name FROM datasets WHERE name = ?", [name]
     ).fetchone()
     if existing is not None:
-        if existing[0] == digest:
+        if existing[0] == file_sha256(path):
             report = registered_report(store, name)
             report.unchanged = True
             return report
@@ -283,18 +348,129 @@ def ingest_file(
             "or delete that dataset first."
         )
 
-    with _readable(path) as (readable, kind):
-        columns = _columns(cur, readable, kind)
-        resolved = resolve_mapping(columns, mapping)
-        report = IngestReport(
-            dataset=name, file_name=file_name, file_hash=digest, format=kind.format,
-            encoding=kind.encoding, delimiter=kind.delimiter, mapping=resolved,
-        )
-        with store.transaction() as tx:
-            _load_and_store(tx, readable, kind, resolved, cfg, split_config, report)
-        report.committed = True
+    # The hash is only recorded, so it is computed beside the reading (hashlib releases
+    # the GIL) and awaited just before the registry row is written.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mgi-sha256") as pool:
+        digest = pool.submit(file_sha256, path)
+        report: IngestReport | None = None
+        try:
+            with _readable(path) as (readable, kind):
+                columns = _columns(cur, readable, kind)
+                resolved = resolve_mapping(columns, mapping)
+                # Under MEMORY_LIMIT first; should DuckDB run out of memory there (it
+                # spills temp tables, sorts and joins, but not everything), once more
+                # under the limit the store had.
+                for memory_limit in (MEMORY_LIMIT, None):
+                    report = IngestReport(
+                        dataset=name, file_name=file_name, file_hash="", format=kind.format,
+                        encoding=kind.encoding, delimiter=kind.delimiter, mapping=resolved,
+                    )
+                    try:
+                        with _Settings(cur) as settings:
+                            # Both passes rely on scans in file order.
+                            settings.set(preserve_insertion_order=True)
+                            if memory_limit:
+                                settings.set(memory_limit=memory_limit)
+                            with store.transaction() as tx:
+                                _load_and_store(tx, readable, kind, resolved, cfg,
+                                                split_config, report, digest, settings)
+                        break
+                    except duckdb.OutOfMemoryException:
+                        if not memory_limit:
+                            raise
+                        log.info("%s: out of memory under %d bytes; again without that cap",
+                                 file_name, memory_limit)
+                report.committed = True
+        finally:
+            if report is not None and not report.file_hash and digest.exception() is None:
+                report.file_hash = digest.result()  # also for a rejected file's report
     log.info("ingested %s", report.summary())
     return report
+
+
+_UNITS = {"bytes": 1, "b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+          "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+
+
+def _bytes(text: str) -> float:
+    """``'18.7 GiB'`` (as DuckDB shows a memory setting) in bytes; inf when unreadable."""
+    m = re.fullmatch(r"\s*([\d.]+)\s*([A-Za-z]*)\s*", str(text))
+    if not m or m[2].lower() not in _UNITS:
+        return float("inf")
+    return float(m[1]) * _UNITS[m[2].lower()]
+
+
+class _Settings:
+    """DuckDB settings changed for one ingest, each restored to its previous value on exit.
+
+    They are GLOBAL settings of the DuckDB instance and not transactional (a rollback keeps
+    them), so they are restored whatever happens, after the transaction has ended.
+    ``memory_limit`` is only ever lowered below its previous value.
+    """
+
+    def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
+        self.cur = cur
+        self.before: dict[str, Any] = {}
+
+    def __enter__(self) -> _Settings:
+        return self
+
+    def _current(self, name: str) -> Any:
+        return self.cur.execute("SELECT current_setting(?)", [name]).fetchone()[0]
+
+    def set(self, **values: Any) -> None:
+        for name, value in values.items():
+            current = self._current(name)
+            if name == "memory_limit":
+                if _bytes(self.before.get(name, current)) <= value:
+                    self.reset(name)
+                    continue
+                value = f"{int(value)} bytes"
+            elif current == value:
+                continue
+            self.before.setdefault(name, current)
+            self.cur.execute(f"SET {name} = {_literal(value)}")
+
+    def reset(self, name: str) -> None:
+        """Back to the value it had before this ingest."""
+        if name not in self.before:
+            return
+        before = self.before.pop(name)
+        if name == "memory_limit":
+            # Shown rounded ('2.7 GiB' is 2.7 to 2.8 GiB): RESET when it was the default,
+            # else the middle of that range, so that repeated ingests do not drift.
+            self.cur.execute(f"RESET {name}")
+            if self._current(name) == before:
+                return
+            m = re.fullmatch(r"\s*(\d+)\.(\d)\s*(\w+)\s*", str(before))
+            if m:
+                before = f"{m[1]}.{m[2]}5 {m[3]}"
+        self.cur.execute(f"SET {name} = {_literal(before)}")
+
+    def __exit__(self, *exc: object) -> None:
+        for name in reversed(list(self.before)):
+            self.reset(name)
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+@dataclass
+class _Tables:
+    """Names of one ingest's temp tables (made inside the transaction: a rollback drops
+    them; on success they are dropped explicitly)."""
+
+    tag: str
+
+    def __getattr__(self, part: str) -> str:
+        if part.startswith("_"):
+            raise AttributeError(part)
+        return f"_mgi_{part}_{self.tag}"
 
 
 def _load_and_store(
@@ -305,12 +481,13 @@ def _load_and_store(
     cfg: IngestConfig,
     split_config: SplitConfig | None,
     report: IngestReport,
+    digest: Future[str],
+    settings: _Settings,
 ) -> None:
-    tag = uuid.uuid4().hex[:12]
-    raw, rows, rej = f"_mgi_raw_{tag}", f"_mgi_rows_{tag}", f"_mgi_rej_{tag}"
-    # Temp tables made inside the transaction vanish with a rollback; on success drop them.
-    n_malformed = _load_raw(tx, path, kind, cfg, raw, rej)
-    n_raw = tx.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]
+    t = _Tables(uuid.uuid4().hex[:12])
+    scan = _Scan(path, kind, t.tag)
+    n_malformed = _load_raw(tx, scan, mapping, cfg, t, settings)
+    n_raw, base = tx.execute(f"SELECT count(*), min(rowid) FROM {t.raw}").fetchone()
     if n_raw + n_malformed > cfg.max_rows:
         raise DataValidationError(
             f"{report.file_name} has more than {cfg.max_rows:,} rows, the limit. Split the "
@@ -322,12 +499,9 @@ def _load_and_store(
             "header line and upload it again."
         )
     line_offset = 1 if kind.format == "csv" else 0  # CSV: the header is line 1
-    tx.execute(f"CREATE TEMP TABLE {rows} AS {_validated_rows_sql(raw, mapping, cfg)}")
-    tx.execute(
-        f"""UPDATE {rows} SET reason = 'duplicate (user_id, item_id)'
-            WHERE reason IS NULL AND dup_rank > 1"""
-    )
-    _collect_rejects(tx, rows, rej, cfg, line_offset, n_malformed, report)
+    rows = _numbered_rows(tx, scan, t, int(base or 0), n_malformed)
+    _mark_duplicates(tx, scan, mapping, t, rows)
+    _collect_rejects(tx, rows, t, cfg, line_offset, n_malformed, report)
     report.n_read = n_raw + n_malformed
     report.n_accepted = report.n_read - report.n_rejected
     if cfg.strict and report.n_rejected:
@@ -341,150 +515,243 @@ def _load_and_store(
         raise DataValidationError(
             f"No valid rows in {report.file_name}: {_reasons_text(report)}.", report
         )
-    _store_rows(tx, rows, rej, kind, mapping, cfg, split_config, report, line_offset)
-    for table in (raw, rows, rej):
+    _store_rows(tx, scan, rows, t, kind, mapping, cfg, split_config, report, line_offset,
+                digest, settings)
+    for table in (t.spl, t.dtext, t.dups, t.num, t.raw, t.rej, *scan.rejects):
         tx.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def _load_raw(
-    tx: duckdb.DuckDBPyConnection, path: Path, kind: FileKind, cfg: IngestConfig,
-    raw: str, rej: str,
+    tx: duckdb.DuckDBPyConnection, scan: _Scan, mapping: Mapping[str, str], cfg: IngestConfig,
+    t: _Tables, settings: _Settings,
 ) -> int:
-    """Copy the file into a temp table ``raw`` with a 1-based ``row_number``.
+    """First, narrow pass: the validated rows into temp table ``t.raw``, in file order.
 
-    Malformed CSV records (wrong number of fields) land in temp table ``rej`` with their
-    line. Returns how many records were malformed.
+    Malformed CSV records (wrong number of fields) land in temp table ``t.rej`` with their
+    line. Returns how many records were malformed. A record longer than DuckDB's default
+    line size makes the pass run again with room for lines up to 16 MB.
     """
     limit = cfg.max_rows + 1
-    try:
-        if kind.format == "parquet":
-            tx.execute(
-                f"""CREATE TEMP TABLE {raw} AS
-                    SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS row_number
-                    FROM read_parquet(?, file_row_number = true) LIMIT ?""",
-                [str(path), limit],
-            )
-            tx.execute(f"CREATE TEMP TABLE {rej} (line BIGINT, error VARCHAR, csv_line VARCHAR)")
+    while True:
+        reader, params = scan.reader(f"{t.rej}_e")
+        sql = _validated_rows_sql(reader, mapping, cfg, parquet=not scan.is_csv)
+        try:
+            tx.execute(f"CREATE TEMP TABLE {t.raw} AS {sql}", [*params, limit])
+        except duckdb.OutOfMemoryException:
+            raise
+        except duckdb.Error as exc:
+            raise DataValidationError(
+                f"Cannot read {scan.path.name} as {scan.kind.format.upper()}: "
+                f"{str(exc).splitlines()[0]}. Check that it is a CSV with a header line (or "
+                "a Parquet file)."
+            ) from exc
+        if not scan.is_csv:
+            tx.execute(f"CREATE TEMP TABLE {t.rej} (line BIGINT, error VARCHAR, csv_line VARCHAR)")
             return 0
-        tx.execute(
-            f"""CREATE TEMP TABLE {raw}_r AS SELECT * FROM read_csv(?, {_csv_args(kind)},
-                store_rejects=true, rejects_table='{rej}_e', rejects_scan='{rej}_s') LIMIT ?""",
-            [*_csv_params(path, kind), limit],
-        )
-    except duckdb.Error as exc:
-        raise DataValidationError(
-            f"Cannot read {path.name} as {kind.format.upper()}: {str(exc).splitlines()[0]}. "
-            "Check that it is a CSV with a header line (or a Parquet file)."
-        ) from exc
+        too_long = tx.execute(
+            f"SELECT count(*) FROM {t.rej}_e WHERE error_type = ?", [_LINE_TOO_LONG]
+        ).fetchone()[0]
+        if not too_long or scan.max_line_size:
+            break
+        for table in (t.raw, f"{t.rej}_e", f"{t.rej}_e_s"):
+            tx.execute(f"DROP TABLE IF EXISTS {table}")
+        scan.max_line_size = LONG_LINE_SIZE
+        settings.reset("memory_limit")  # read buffers of 16 x 16 MB would not fit
     # One row per malformed record (several errors on one record count once).
     tx.execute(
-        f"""CREATE TEMP TABLE {rej} AS
+        f"""CREATE TEMP TABLE {t.rej} AS
             SELECT line, first(error_message ORDER BY column_idx) AS error,
                    first(csv_line) AS csv_line
-            FROM {rej}_e GROUP BY line"""
+            FROM {t.rej}_e GROUP BY line"""
     )
-    tx.execute(f"DROP TABLE IF EXISTS {rej}_e")
-    tx.execute(f"DROP TABLE IF EXISTS {rej}_s")
-    n_malformed = tx.execute(f"SELECT count(*) FROM {rej}").fetchone()[0]
-    # The raw table's rowid is file order (consecutive, offset by a transaction-local base
-    # inside a transaction, hence rowid - min(rowid)). A record's line (header = line 1, one line per
-    # record) is rowid + 2 plus the malformed records before it: the j-th malformed line
-    # q_j (1-based j) comes after q_j - 1 - j good rows, so an ASOF join on that threshold
-    # finds how many malformed records precede each good row.
+    return int(tx.execute(f"SELECT count(*) FROM {t.rej}").fetchone()[0])
+
+
+def _numbered_rows(
+    tx: duckdb.DuckDBPyConnection, scan: _Scan, t: _Tables, base: int, n_malformed: int
+) -> str:
+    """A subquery over ``t.raw`` adding ``rid`` (the row's key) and its ``row_number``.
+
+    CSV: ``t.raw``'s rowid is file order (consecutive, offset by a transaction-local base
+    inside a transaction, hence rowid - base). A record's line (header = line 1, one line
+    per record) is rowid - base + 2 plus the malformed records before it: the j-th
+    malformed line q_j (1-based j) comes after q_j - 1 - j good rows, so an ASOF join on
+    that threshold finds how many malformed records precede each good row. Parquet: the
+    row number is the file's own.
+    """
+    if not scan.is_csv:
+        return f"(SELECT row_number AS rid, * FROM {t.raw})"
+    if not n_malformed:
+        return f"(SELECT rowid AS rid, rowid - {base} + 1 AS row_number, * FROM {t.raw})"
     tx.execute(
-        f"""CREATE TEMP TABLE {raw} AS
+        f"""CREATE TEMP TABLE {t.num} AS
             WITH m AS (SELECT line - 1 - row_number() OVER (ORDER BY line) AS t,
-                              row_number() OVER (ORDER BY line) AS j FROM {rej}),
+                              row_number() OVER (ORDER BY line) AS j FROM {t.rej}),
                  thresholds AS (SELECT t, max(j) AS k FROM m GROUP BY t),
-                 r AS (SELECT rowid - (SELECT min(rowid) FROM {raw}_r) AS rid, *
-                       FROM {raw}_r)
-            SELECT r.* EXCLUDE (rid), r.rid + 1 + coalesce(thresholds.k, 0) AS row_number
-            FROM r ASOF LEFT JOIN thresholds ON r.rid >= thresholds.t
-            ORDER BY r.rid"""
+                 r AS (SELECT rowid AS rid, rowid - {base} AS i FROM {t.raw})
+            SELECT r.rid, r.i + 1 + coalesce(thresholds.k, 0) AS row_number
+            FROM r ASOF LEFT JOIN thresholds ON r.i >= thresholds.t"""
     )
-    tx.execute(f"DROP TABLE {raw}_r")
-    return int(n_malformed)
+    return (
+        f"(SELECT n.rid, n.row_number, raw.* FROM {t.raw} AS raw "
+        f"JOIN {t.num} AS n ON n.rid = raw.rowid)"
+    )
+
+
+def _mark_duplicates(
+    tx: duckdb.DuckDBPyConnection, scan: _Scan, mapping: Mapping[str, str], t: _Tables,
+    rows: str,
+) -> None:
+    """Reject repeats of a (user_id, item_id) pair among valid rows; the first one stays.
+
+    Their text (and raw rating) for the reject report come from one more read of the file,
+    only when there are duplicates: ``t.dtext`` (rid, first_row, text, rating_raw).
+    """
+    tx.execute(
+        f"""CREATE TEMP TABLE {t.dups} AS
+            WITH v AS (SELECT rid, row_number, user_id, item_id FROM {rows}
+                       WHERE reason IS NULL),
+                 g AS (SELECT user_id, item_id, min(row_number) AS first_row FROM v
+                       GROUP BY user_id, item_id HAVING count(*) > 1)
+            SELECT v.rid, g.first_row FROM v JOIN g USING (user_id, item_id)
+            WHERE v.row_number > g.first_row"""
+    )
+    if not tx.execute(f"SELECT count(*) FROM {t.dups}").fetchone()[0]:
+        tx.execute(
+            f"""CREATE TEMP TABLE {t.dtext}
+                (rid BIGINT, first_row BIGINT, text VARCHAR, rating_raw VARCHAR)"""
+        )
+        return
+    key = "rowid" if scan.is_csv else "row_number"
+    tx.execute(
+        f"UPDATE {t.raw} SET reason = '{_DUPLICATE}' WHERE {key} IN (SELECT rid FROM {t.dups})"
+    )
+    text, rating = _col(mapping, "text"), _col(mapping, "rating")
+    reader, params = scan.reader(f"{t.rej}_d")
+    if scan.is_csv:  # aligned by position with t.raw (see _insert_reviews)
+        source = f"""(SELECT {text} AS text, {rating} AS rating_raw FROM {reader}) AS f
+            POSITIONAL JOIN (SELECT rowid AS rid, text_len FROM {t.raw}) AS v
+            JOIN {t.dups} AS d ON d.rid = v.rid"""
+        checked = _checked_text("f.text", "v.text_len")
+    else:
+        source = f"""(SELECT file_row_number + 1 AS rid, {text} AS text,
+                             {rating} AS rating_raw FROM {reader}) AS f
+            JOIN {t.dups} AS d ON d.rid = f.rid"""
+        checked = "f.text"
+    tx.execute(
+        f"""CREATE TEMP TABLE {t.dtext} AS
+            SELECT d.rid, d.first_row, {checked} AS text, f.rating_raw FROM {source}""",
+        params,
+    )
+
+
+def _checked_text(text: str, length: str) -> str:
+    """The text of the second pass, failing the statement when it is not the first pass's
+    (a stored or reported text is never NULL: a NULL on either side fails too)."""
+    return f"CASE WHEN strlen({text}) = {length} THEN {text} ELSE error('{_CHANGED}') END"
 
 
 def _collect_rejects(
-    tx: duckdb.DuckDBPyConnection, rows: str, rej: str, cfg: IngestConfig, line_offset: int,
-    n_malformed: int, report: IngestReport,
+    tx: duckdb.DuckDBPyConnection, rows: str, t: _Tables, cfg: IngestConfig,
+    line_offset: int, n_malformed: int, report: IngestReport,
 ) -> None:
     counts = tx.execute(
-        f"""SELECT reason, count(*) FROM {rows} WHERE reason IS NOT NULL
+        f"""SELECT reason, count(*) FROM {t.raw} WHERE reason IS NOT NULL
             GROUP BY reason ORDER BY count(*) DESC, reason"""
     ).fetchall()
     by_reason = {str(r): int(n) for r, n in counts}
     if n_malformed:
-        by_reason = {"malformed row (wrong number of fields)": n_malformed, **by_reason}
+        by_reason = {_MALFORMED: n_malformed, **by_reason}
     report.rejected_by_reason = dict(sorted(by_reason.items(), key=lambda kv: -kv[1]))
     report.n_rejected = sum(by_reason.values())
+    if not report.n_rejected:
+        return
     cur = tx.execute(
-        f"""{_rejects_select(rows, rej, cfg, line_offset)} ORDER BY line LIMIT ?""",
+        f"""{_rejects_select(rows, t, cfg, line_offset)} ORDER BY line LIMIT ?""",
         [MAX_REPORTED_REJECTS],
     )
     names = [d[0] for d in cur.description]
     report.rejected_rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def _rejects_select(rows: str, rej: str, cfg: IngestConfig, line_offset: int) -> str:
+def _rejects_select(rows: str, t: _Tables, cfg: IngestConfig, line_offset: int) -> str:
     return f"""
         SELECT row_number + {line_offset} AS line, row_number, reason,
                {_detail_sql(cfg, line_offset)} AS detail,
                user_id, item_id, rating_raw AS rating, text
-        FROM {rows} WHERE reason IS NOT NULL
+        FROM (SELECT r.row_number, r.reason, r.user_id, r.item_id, r.ts_raw, d.first_row,
+                     coalesce(d.rating_raw, r.rating_raw) AS rating_raw,
+                     coalesce(d.text, r.rej_text) AS text
+              FROM {rows} AS r LEFT JOIN {t.dtext} AS d ON d.rid = r.rid
+              WHERE r.reason IS NOT NULL)
         UNION ALL
-        SELECT line, line - 1 AS row_number, 'malformed row (wrong number of fields)',
+        SELECT line, line - 1 AS row_number, '{_MALFORMED}',
                error, NULL, NULL, NULL, csv_line
-        FROM {rej}
+        FROM {t.rej}
     """
 
 
 def _store_rows(
-    tx: duckdb.DuckDBPyConnection, rows: str, rej: str, kind: FileKind,
+    tx: duckdb.DuckDBPyConnection, scan: _Scan, rows: str, t: _Tables, kind: FileKind,
     mapping: dict[str, str], cfg: IngestConfig, split_config: SplitConfig | None,
-    report: IngestReport, line_offset: int,
+    report: IngestReport, line_offset: int, digest: Future[str], settings: _Settings,
 ) -> None:
     name = report.dataset
-    offset = tx.execute("SELECT coalesce(max(review_id), 0) FROM reviews").fetchone()[0]
+    # The split of each valid row, computed on a narrow projection; one row per row of
+    # t.raw (NULL split: rejected), in t.raw's order for the positional second pass.
     tx.execute(
-        f"""INSERT INTO reviews
-            SELECT {int(offset)} + row_number, ?, row_number, user_id, item_id, text, rating,
-                   ts, {split_sql(split_config or SplitConfig())}
-            FROM {rows} WHERE reason IS NULL""",
-        [name],
+        f"""CREATE TEMP TABLE {t.spl} AS
+            WITH s AS (SELECT rid, {split_sql(split_config or SplitConfig())} AS split
+                       FROM (SELECT rid, row_number, user_id, ts FROM {rows}
+                             WHERE reason IS NULL))
+            SELECT r.rid, r.text_len, r.row_number, r.user_id, r.item_id, r.rating, r.ts,
+                   s.split
+            FROM {rows} AS r LEFT JOIN s USING (rid)
+            ORDER BY r.rid"""
     )
+    # Category levels once per distinct category path, not per row. An item's category is
+    # its most common path (ties: the one seen first in the file).
     levels = category_levels_sql("category_raw", cfg.category_separator)
     tx.execute(
         f"""INSERT INTO items
-            WITH c AS (SELECT item_id, title, row_number, {levels}
-                       FROM {rows} WHERE reason IS NULL)
-            SELECT ?, item_id,
-                   arg_min(title, row_number) FILTER (WHERE title IS NOT NULL),
-                   mode(category) FILTER (WHERE category IS NOT NULL),
-                   NULL, NULL, NULL, count(*)
-            FROM c GROUP BY item_id""",
+            WITH acc AS (SELECT row_number, item_id, title, category_raw FROM {rows}
+                         WHERE reason IS NULL),
+                 cats AS (SELECT category_raw, {levels}
+                          FROM (SELECT DISTINCT category_raw FROM acc
+                                WHERE category_raw IS NOT NULL)),
+                 per_cat AS (SELECT acc.item_id, cats.category, count(*) AS n,
+                                    min(acc.row_number) AS first_row
+                             FROM acc JOIN cats ON cats.category_raw = acc.category_raw
+                             WHERE cats.category IS NOT NULL
+                             GROUP BY acc.item_id, cats.category),
+                 best AS (SELECT item_id, arg_max(category, (n, -first_row)) AS category
+                          FROM per_cat GROUP BY item_id),
+                 agg AS (SELECT item_id,
+                                arg_min(title, row_number) FILTER (WHERE title IS NOT NULL)
+                                    AS title,
+                                count(*) AS n
+                         FROM acc GROUP BY item_id),
+                 lv AS (SELECT DISTINCT category, l1, l2, l3 FROM cats
+                        WHERE category IS NOT NULL)
+            SELECT ?, agg.item_id, agg.title, best.category, lv.l1, lv.l2, lv.l3, agg.n
+            FROM agg LEFT JOIN best USING (item_id) LEFT JOIN lv USING (category)""",
         [name],
     )
-    # Levels follow the item's chosen (most common) category path.
-    tx.execute(
-        f"""UPDATE items SET l1 = c.l1, l2 = c.l2, l3 = c.l3
-            FROM (SELECT DISTINCT category, l1, l2, l3
-                  FROM (SELECT {levels} FROM {rows} WHERE reason IS NULL)) AS c
-            WHERE items.dataset = ? AND items.category = c.category""",
-        [name],
-    )
-    tx.execute(
-        f"""INSERT INTO ingest_rejects
-            SELECT ?, line, row_number, reason, detail, user_id, item_id, rating, text
-            FROM ({_rejects_select(rows, rej, cfg, line_offset)})""",
-        [name],
-    )
+    if report.n_rejected:
+        tx.execute(
+            f"""INSERT INTO ingest_rejects
+                SELECT ?, line, row_number, reason, detail, user_id, item_id, rating, text
+                FROM ({_rejects_select(rows, t, cfg, line_offset)})""",
+            [name],
+        )
     n_users, n_items, has_ts = tx.execute(
-        "SELECT count(DISTINCT user_id), count(DISTINCT item_id), count(ts) > 0 "
-        "FROM reviews WHERE dataset = ?",
-        [name],
+        f"""SELECT count(DISTINCT user_id), count(DISTINCT item_id), count(ts) > 0
+            FROM {t.spl} WHERE split IS NOT NULL"""
     ).fetchone()
+    # The narrow tables are done with: free them before the text streams in.
+    for table in (t.dtext, t.dups, t.num, t.raw):
+        tx.execute(f"DROP TABLE IF EXISTS {table}")
+    _insert_reviews(tx, scan, t, mapping, name, report.n_accepted, settings)
     n_l1, n_l2, n_l3 = tx.execute(
         "SELECT count(DISTINCT l1), count(DISTINCT l2), count(DISTINCT l3) FROM items "
         "WHERE dataset = ?",
@@ -497,6 +764,7 @@ def _store_rows(
         )
     if "category" not in mapping:
         report.notices.append("No category column: the category tasks and levels are skipped.")
+    report.file_hash = digest.result()
     tx.execute(
         """INSERT INTO datasets (name, file_name, file_hash, file_format, encoding, delimiter,
                mapping, config, n_reviews, n_users, n_items, n_l1, n_l2, n_l3, n_rejected,
@@ -506,6 +774,55 @@ def _store_rows(
          kind.delimiter, json.dumps(mapping), cfg.to_json(), report.n_accepted, n_users,
          n_items, n_l1, n_l2, n_l3, report.n_rejected, bool(has_ts)],
     )
+
+
+def _insert_reviews(
+    tx: duckdb.DuckDBPyConnection, scan: _Scan, t: _Tables, mapping: Mapping[str, str],
+    name: str, n_accepted: int, settings: _Settings,
+) -> None:
+    """Second pass: stream the file's text into ``reviews`` beside the narrow verdicts.
+
+    CSV has no row number to join on, so the text is matched by position: a POSITIONAL
+    JOIN scans read_csv (same options, so the same records) and ``t.spl`` (in file order)
+    in step on one thread. Each text's length must equal the first pass's, or the
+    statement fails. Parquet joins on the file's row number.
+    """
+    offset = tx.execute("SELECT coalesce(max(review_id), 0) FROM reviews").fetchone()[0]
+    text = _col(mapping, "text")
+    reader, params = scan.reader(f"{t.rej}_t")
+    if scan.is_csv:  # a record beyond t.spl's (s.rid NULL) means the file grew: fail
+        source = f"(SELECT {text} AS text FROM {reader}) AS f POSITIONAL JOIN {t.spl} AS s"
+        checked = _checked_text("f.text", "s.text_len")
+    else:
+        source = f"""(SELECT file_row_number + 1 AS rid, {text} AS text FROM {reader}) AS f
+                     JOIN {t.spl} AS s ON s.rid = f.rid"""
+        checked = "f.text"
+    try:
+        # Row order is irrelevant here (row_number is a column): no order-preserving
+        # batch insert, which buffers row groups; each one is written as soon as it is
+        # full. (The positional scan runs on one thread, in file order, either way.)
+        settings.set(preserve_insertion_order=False, write_buffer_row_group_count=1)
+        tx.execute(
+            f"""INSERT INTO reviews
+                SELECT {int(offset)} + s.row_number, ?, s.row_number, s.user_id, s.item_id,
+                       {checked}, s.rating, s.ts, s.split
+                FROM {source}
+                WHERE s.split IS NOT NULL OR s.rid IS NULL""",
+            [name, *params],
+        )
+        n = tx.fetchone()[0]
+    except duckdb.Error as exc:
+        if _CHANGED in str(exc):
+            raise DataValidationError(
+                f"{scan.path.name} changed while it was being read; nothing was stored. "
+                "Upload it again."
+            ) from exc
+        raise
+    if n != n_accepted:
+        raise DataValidationError(
+            f"{scan.path.name} changed while it was being read ({n:,} rows instead of "
+            f"{n_accepted:,}); nothing was stored. Upload it again."
+        )
 
 
 def _reasons_text(report: IngestReport) -> str:

@@ -80,9 +80,15 @@ class Encoder(nn.Module):
     def dim(self) -> int:
         return int(self.transformer.config.hidden_size)
 
+    @property
+    def max_length(self) -> int:
+        """``max_seq_length``, capped at what the model's position table allows."""
+        limit = getattr(self.transformer.config, "max_position_embeddings", None)
+        return min(self.max_seq_length, limit) if limit else self.max_seq_length
+
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         batch = self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=self.max_seq_length,
+            list(texts), padding=True, truncation=True, max_length=self.max_length,
             return_tensors="pt",
         )
         return {k: v.to(self.device_info.torch_device) for k, v in batch.items()}

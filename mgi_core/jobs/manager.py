@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -148,11 +149,20 @@ def job_progress(run_dir: str | Path) -> dict[str, Any]:
     return {**status, "events": read_events(files.metrics)}
 
 
+_REFRESH_LOCK = threading.Lock()
+
+
 def refresh_jobs(store: Store) -> list[str]:
     """Bring every running job's state up to date; register finished runs.
 
-    Returns the versions whose state changed.
+    Serialised within the process (several browser sessions may call it at once), so a
+    finished run is registered exactly once. Returns the versions whose state changed.
     """
+    with _REFRESH_LOCK:
+        return _refresh_jobs(store)
+
+
+def _refresh_jobs(store: Store) -> list[str]:
     rows = store.cursor().execute(
         "SELECT job_id, kind, version, dataset, pid, run_dir FROM jobs WHERE status = 'running'"
     ).fetchall()

@@ -23,7 +23,7 @@ from mgi_core.store.versions import list_versions
 from tests.conftest import ROOT
 
 APP = str(ROOT / "app.py")
-PAGE = "pages/train.py"
+PAGE = "app_pages/train.py"
 
 
 @pytest.fixture
@@ -83,6 +83,7 @@ def _fill_tiny(at: AppTest, tiny_bert: Path, epochs: int = 1) -> AppTest:
     at.number_input(key="train_epochs").set_value(epochs)
     at.number_input(key="train_batch_size").set_value(8)
     at.number_input(key="train_max_seq_length").set_value(16)
+    at.number_input(key="train_embed_max_seq_length").set_value(16)  # tiny BERT: 64 positions
     at.number_input(key="train_lora_rank").set_value(2)
     return _run(at)
 
@@ -175,18 +176,40 @@ def test_a_training_run_starts_shows_progress_and_lists_a_ready_version(
     assert not at.button(key="train_start").disabled
 
 
-def test_cancel_stops_the_job_and_marks_the_version_cancelled(
+def test_a_reopened_page_shows_the_running_job_and_cancel_stops_it(
     tiny_dataset: str, tiny_bert: Path, db: Path
 ) -> None:
     at = _fill_tiny(_open_page(), tiny_bert, epochs=200)
     at.button(key="train_start").click()
     at = _run(at)
     _wait_phase(_app_store(db), "training")  # past loading: SIGTERM stops it at a step
-    at = _run(at)
-    at.button(key="train_cancel").click()
-    at = _run(at)
+    # A new session (the tab closed and opened again) finds the job still running.
+    other = _open_page()
+    assert "Running job" in _texts(other.header)
+    assert "version **v1**" in _texts(other.markdown)
+    other.button(key="train_cancel").click()
+    other = _run(other)
     assert active_job(_app_store(db)) is None
-    assert "was cancelled" in _texts(at.warning)
-    table = _versions(at)
+    assert "was cancelled" in _texts(other.warning)
+    table = _versions(other)
     assert table[["version", "status"]].values.tolist() == [["v1", "cancelled"]]
     assert table["message"].iloc[0] == "Cancelled by the user."
+    # The session that started it learns how it ended on its next run.
+    at = _run(at)
+    assert "The train job for v1 on tiny was cancelled." in _texts(at.warning)
+
+
+def test_embed_with_the_base_encoder_adds_version_base_once(
+    tiny_dataset: str, tiny_bert: Path, db: Path
+) -> None:
+    at = _fill_tiny(_open_page(), tiny_bert)
+    at.button(key="train_embed_base").click()
+    at = _run(at)
+    assert "Embedding with the pre-trained encoder" in _texts(at.markdown)
+    _wait_until_no_job(_app_store(db))
+    at = _run(at)
+    assert "embedded by the pre-trained encoder (version **base**)" in _texts(at.success)
+    table = _versions(at)
+    assert table[["version", "kind", "status"]].values.tolist() == [["base", "base", "ready"]]
+    # The dataset has base embeddings now: the button is gone.
+    assert not [b for b in at.button if b.key == "train_embed_base"]

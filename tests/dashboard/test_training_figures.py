@@ -51,6 +51,10 @@ def test_loss_figure_has_a_line_per_task_and_the_total() -> None:
     assert traces["match"][1] == [2.0, 1.8, 1.5, 1.2]
     # total = overall + match at each step: 2.7, 2.4, 2.0, 1.6
     assert traces["total (Σ λ·ℓ)"][1] == pytest.approx([2.7, 2.4, 2.0, 1.6])
+    # Steps are whole numbers: one tick per step while there are few, none at 0.5.
+    xaxis = loss_figure(EVENTS).layout.xaxis
+    assert (xaxis.tickformat, xaxis.dtick) == (",d", 1)
+    assert list(loss_figure(EVENTS[:1]).layout.xaxis.range) == [0.5, 1.5]
 
 
 def test_loss_figure_marks_epoch_ends_only_with_several_epochs() -> None:
@@ -120,6 +124,7 @@ def test_versions_frame_has_the_headline_metrics() -> None:
     assert frame.loc["v1", "AUC"] == 0.8 and frame.loc["v1", "R@10"] == 0.3
     assert math.isnan(frame.loc["v1", "F1 L2"])  # NaN stays empty, not a number
     assert frame.loc["v2", "message"] == "boom" and math.isnan(frame.loc["v2", "AUC"])
+    assert frame.loc["v1", "message"] == ""  # no message: an empty cell, not "None"
     assert versions_frame([]).columns[0] == "version"
 
 
@@ -128,13 +133,13 @@ def test_build_config_from_form_values() -> None:
         "train_base_model": " /models/tiny ", "train_tasks": ["overall", "match"],
         "train_w_overall": 2.0, "train_w_match": 0.5, "train_w_category": 9.0,
         "train_strategy": "freeze", "train_freeze_layers": 2, "train_epochs": 3,
-        "train_max_reviews": 0,
+        "train_max_reviews": 0, "train_embed_max_seq_length": 64,
     })
     assert config.base_model == "/models/tiny" and config.tasks == ("overall", "match")
     # Only the chosen tasks keep a weight; 0 max reviews means all (None).
     assert config.task_weights == {"overall": 2.0, "match": 0.5}
     assert (config.strategy, config.freeze_layers, config.epochs) == ("freeze", 2, 3)
-    assert config.max_train_reviews is None
+    assert config.max_train_reviews is None and config.embed_max_seq_length == 64
     assert build_config({"train_max_reviews": 32}).max_train_reviews == 32
     with pytest.raises(ConfigError, match="tasks"):
         build_config({"train_tasks": []})

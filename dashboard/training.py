@@ -1,0 +1,445 @@
+"""The Train page's helpers: config from the form, job start/cancel, progress panel, figures.
+
+Widget state lives in ``st.session_state`` under ``train_*`` keys. The pure helpers
+(``build_config``, ``format_duration``, ``progress_bar``, ``events_from_log``,
+``loss_figure``, ``validation_figure``, ``versions_frame``) need no Streamlit; the figure
+builders are functions of the job's event list (``kind`` 'step' / 'epoch', as written to
+``metrics.jsonl``), so a running job and a finished version draw the same curves.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard.resources import show_error
+from mgi_core.config import TASKS, TrainConfig
+from mgi_core.errors import MgiError
+from mgi_core.jobs.manager import active_job, cancel_job, job_progress, start_job
+from mgi_core.store import Store
+from mgi_core.store.versions import BASE_VERSION, get_version, list_versions, training_log
+
+DEFAULTS = TrainConfig()
+REFRESH_S = 2  # seconds between progress refreshes while a job runs
+# Validation metrics drawn per epoch (all in [0, 1]) and their labels.
+VAL_METRICS = {
+    "overall/auc": "overall AUC",
+    "category/macro_f1": "category macro-F1",
+    "category/accuracy": "category accuracy",
+    "subcategory/macro_f1": "subcategory macro-F1",
+    "match/recall@1": "match recall@1",
+    "match/recall@10": "match recall@10",
+}
+# The versions table's headline metrics (best-epoch validation values): column, help.
+HEADLINE = {
+    "overall/auc": ("AUC", "overall: AUC of liked vs not liked"),
+    "category/macro_f1": ("F1 L1", "category (L1): macro-F1"),
+    "subcategory/macro_f1": ("F1 L2", "subcategory (L2 or L3): macro-F1"),
+    "match/recall@10": ("R@10", "match: recall@10 of the user's next item among in-batch items"),
+}
+PHASES = {
+    "starting": "Starting", "preparing": "Preparing the data", "loading encoder":
+    "Loading the encoder", "training": "Training", "saving": "Saving the checkpoint",
+    "embedding": "Embedding the reviews", "done": "Done", "cancelled": "Cancelled",
+    "failed": "Failed",
+}
+_MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+_HEIGHT = 340
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def build_config(values: Mapping[str, Any]) -> TrainConfig:
+    """The ``TrainConfig`` for the form's values (``train_*`` keys; missing → defaults).
+
+    ``train_max_reviews`` 0 means all reviews (``None``); weights are kept for the chosen
+    tasks only. Raises ConfigError for values the config rejects (e.g. no task).
+    """
+    tasks = list(values.get("train_tasks", DEFAULTS.tasks))
+    fields = {
+        "base_model": str(values.get("train_base_model", DEFAULTS.base_model)).strip(),
+        "tasks": tasks,
+        "task_weights": {t: float(values.get(f"train_w_{t}", DEFAULTS.weight(t))) for t in tasks},
+        "strategy": values.get("train_strategy", DEFAULTS.strategy),
+        "lora_rank": values.get("train_lora_rank", DEFAULTS.lora_rank),
+        "lora_alpha": values.get("train_lora_alpha", DEFAULTS.lora_alpha),
+        "freeze_layers": values.get("train_freeze_layers", DEFAULTS.freeze_layers),
+        "epochs": values.get("train_epochs", DEFAULTS.epochs),
+        "batch_size": values.get("train_batch_size", DEFAULTS.batch_size),
+        "learning_rate": values.get("train_lr", DEFAULTS.learning_rate),
+        "head_learning_rate": values.get("train_head_lr", DEFAULTS.head_learning_rate),
+        "max_seq_length": values.get("train_max_seq_length", DEFAULTS.max_seq_length),
+        "embed_max_seq_length": values.get("train_embed_max_seq_length",
+                                           DEFAULTS.embed_max_seq_length),
+        "max_train_reviews": int(values.get("train_max_reviews") or 0) or None,
+        "seed": values.get("train_seed", DEFAULTS.seed),
+        "patience": values.get("train_patience", DEFAULTS.patience),
+        "like_threshold": values.get("train_like_threshold", DEFAULTS.like_threshold),
+    }
+    return TrainConfig(**fields)
+
+
+def format_duration(seconds: float | None) -> str:
+    """``seconds`` in words: '45 s', '3 min 05 s', '2 h 04 min'; '—' when unknown."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "—"
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def progress_bar(progress: Mapping[str, Any], epochs: int | None = None) -> tuple[float, str]:
+    """(fraction done in [0, 1], one line of text) for ``job_progress``'s status."""
+    phase = progress.get("phase", "starting")
+    label = PHASES.get(phase, str(phase).capitalize())
+    if phase == "training" and progress.get("total_steps"):
+        step, total = int(progress.get("step", 0)), int(progress["total_steps"])
+        epoch = f"epoch {progress.get('epoch', 1)}" + (f" of {epochs}" if epochs else "")
+        text = (f"{label} · {epoch} · step {step:,} of {total:,} · "
+                f"ETA {format_duration(progress.get('eta_s'))}")
+        return min(step / total, 1.0), text
+    if phase == "embedding" and progress.get("total"):
+        done, total = int(progress.get("done", 0)), int(progress["total"])
+        return min(done / total, 1.0), f"{label} · {done:,} of {total:,} reviews"
+    return (1.0 if phase == "done" else 0.0), label
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or None (JSON may carry NaN for a metric a task could not compute)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def events_from_log(rows: Sequence[tuple[int, int, str, float]]) -> list[dict[str, Any]]:
+    """Step and epoch events from ``training_log`` rows (step, epoch, metric, value).
+
+    ``loss/<task>`` and ``loss/total`` rows of one step make a step event; ``val/<name>``
+    rows of one step make the epoch event that closed at that step.
+    """
+    steps: dict[int, dict[str, Any]] = {}
+    epochs: dict[int, dict[str, Any]] = {}
+    for step, epoch, metric, value in rows:
+        group, _, name = metric.partition("/")
+        if group == "loss":
+            event = steps.setdefault(step, {"kind": "step", "epoch": epoch, "step": step,
+                                            "loss": {}, "loss_total": None})
+            if name == "total":
+                event["loss_total"] = value
+            else:
+                event["loss"][name] = value
+        elif group == "val":
+            epochs.setdefault(step, {"kind": "epoch", "epoch": epoch, "step": step,
+                                     "metrics": {}})["metrics"][name] = value
+    merged = [*steps.values(), *epochs.values()]
+    return sorted(merged, key=lambda e: (e["step"], e["kind"] == "epoch"))
+
+
+def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
+    fig.update_layout(title=title, margin=_MARGIN, height=_HEIGHT, hovermode="x unified",
+                      legend={"orientation": "h", "y": -0.25, "x": 0})
+    fig.update_xaxes(title=x)
+    fig.update_yaxes(title=y)
+    return fig
+
+
+def _empty(title: str, message: str) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(title=title, margin=_MARGIN, height=_HEIGHT)
+    return fig
+
+
+def loss_figure(events: Sequence[Mapping[str, Any]]) -> go.Figure:
+    """Training loss per task (and the weighted total, dashed) against the step.
+
+    Dotted vertical lines mark the ends of epochs when there is more than one.
+    """
+    title = "Training loss"
+    steps = [e for e in events if e.get("kind") == "step"]
+    if not steps:
+        return _empty(title, "No training steps yet")
+    tasks = [t for t in TASKS if any(t in e.get("loss", {}) for e in steps)]
+    mode = "lines+markers" if len(steps) <= 30 else "lines"
+    fig = go.Figure()
+    for task in tasks:
+        points = [(e["step"], _number(e["loss"].get(task))) for e in steps]
+        points = [(x, y) for x, y in points if y is not None]
+        fig.add_trace(go.Scatter(
+            x=[p[0] for p in points], y=[p[1] for p in points], name=task, mode=mode,
+            hovertemplate="%{y:.4f}"))
+    totals = [(e["step"], _number(e.get("loss_total"))) for e in steps]
+    totals = [(x, y) for x, y in totals if y is not None]
+    if totals:
+        fig.add_trace(go.Scatter(
+            x=[p[0] for p in totals], y=[p[1] for p in totals], name="total (Σ λ·ℓ)",
+            mode=mode, line={"dash": "dash", "color": "#666"}, hovertemplate="%{y:.4f}"))
+    last = max(e["step"] for e in steps)
+    fig.update_xaxes(tickformat=",d", **({"dtick": 1} if last <= 10 else {}),
+                     **({"range": [0.5, 1.5]} if last == 1 else {}))
+    ends = [e["step"] for e in events if e.get("kind") == "epoch"]
+    if len({e.get("epoch") for e in steps}) > 1:
+        for step in ends[:50]:
+            fig.add_vline(x=step, line={"dash": "dot", "color": "#bbb", "width": 1})
+    return _layout(fig, title, x="step", y="loss")
+
+
+def best_epoch(events: Sequence[Mapping[str, Any]]) -> int | None:
+    """The epoch with the lowest validation objective (early stopping keeps it)."""
+    scored = [(_number(e.get("metrics", {}).get("objective")), e.get("epoch")) for e in events
+              if e.get("kind") == "epoch"]
+    scored = [(o, ep) for o, ep in scored if o is not None]
+    return min(scored, key=lambda p: p[0])[1] if scored else None
+
+
+def validation_figure(events: Sequence[Mapping[str, Any]]) -> go.Figure:
+    """Validation metrics per epoch (AUC, macro-F1, accuracy, recall@K), best epoch marked."""
+    title = "Validation metrics"
+    epochs = [e for e in events if e.get("kind") == "epoch"]
+    if not epochs:
+        return _empty(title, "Measured after each epoch")
+    fig = go.Figure()
+    for key, label in VAL_METRICS.items():
+        points = [(e["epoch"], _number(e.get("metrics", {}).get(key))) for e in epochs]
+        points = [(x, y) for x, y in points if y is not None]
+        if points:
+            fig.add_trace(go.Scatter(
+                x=[p[0] for p in points], y=[p[1] for p in points], name=label,
+                mode="lines+markers", hovertemplate="%{y:.3f}"))
+    if not fig.data:
+        return _empty(title, "No validation metrics")
+    best = best_epoch(events)
+    if best is not None and len(epochs) > 1:
+        fig.add_vline(x=best, line={"dash": "dot", "color": "#888", "width": 1},
+                      annotation_text="best", annotation_position="top")
+    last = max(e["epoch"] for e in epochs)
+    fig.update_xaxes(tickformat=",d", dtick=1 if last <= 20 else None, range=[0.5, last + 0.5])
+    fig.update_yaxes(range=[0, 1.02])
+    return _layout(fig, title, x="epoch", y="score")
+
+
+def versions_frame(versions: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The versions table: one row per version with its headline validation metrics."""
+    rows = []
+    for v in versions:
+        metrics = v.get("metrics") or {}
+        rows.append({
+            "version": v["version"], "kind": v.get("kind"), "dataset": v.get("dataset"),
+            "strategy": v.get("strategy"), "status": v.get("status"),
+            "created_at": v.get("created_at"),
+            **{label: _number(metrics.get(key)) for key, (label, _) in HEADLINE.items()},
+            "message": v.get("message"),
+        })
+    labels = [label for label, _ in HEADLINE.values()]
+    columns = ["version", "kind", "dataset", "strategy", "status", "created_at", *labels,
+               "message"]
+    frame = pd.DataFrame(rows, columns=columns).astype({label: "float64" for label in labels})
+    return frame.assign(message=frame["message"].fillna(""))
+
+
+# ---------------------------------------------------------------- Streamlit helpers
+
+
+@st.cache_resource(show_spinner="Checking the device…")
+def device_description() -> str:
+    """Where a job will run ('auto': CUDA → MPS → CPU), in words; imports torch once."""
+    from mgi_core.encoder.device import choose_device
+
+    return choose_device("auto").describe()
+
+
+@st.cache_resource(show_spinner=False)
+def _jobs_lock() -> threading.Lock:
+    """One lock per server: sessions refresh jobs in their own threads, and two of them
+    registering the same finished run at once would insert its embeddings twice."""
+    return threading.Lock()
+
+
+def current_job(store: Store) -> dict[str, Any] | None:
+    """The running job, after registering any that finished (``active_job``, serialised)."""
+    with _jobs_lock():
+        return active_job(store)
+
+
+def has_base_embeddings(store: Store, dataset: str) -> bool:
+    """Whether the pre-trained encoder (version ``base``) has embedded ``dataset``."""
+    return any(v["version"] == BASE_VERSION for v in list_versions(store, dataset=dataset))
+
+
+def start_training(store: Store) -> None:
+    """Train button callback: build the config from the form and start the job."""
+    _start(store, "train", lambda: build_config(st.session_state))
+
+
+def embed_base(store: Store) -> None:
+    """Base button callback: embed the dataset with the form's (pre-trained) encoder."""
+    state = st.session_state
+    _start(store, "embed", lambda: TrainConfig(
+        base_model=str(state.get("train_base_model", DEFAULTS.base_model)).strip(),
+        max_seq_length=state.get("train_max_seq_length", DEFAULTS.max_seq_length),
+        embed_max_seq_length=state.get("train_embed_max_seq_length",
+                                       DEFAULTS.embed_max_seq_length)))
+
+
+def _start(store: Store, kind: str, make_config: Any) -> None:
+    state = st.session_state
+    state["train_error"] = None
+    try:
+        with _jobs_lock():
+            start_job(store, kind, state["train_dataset"], make_config())
+    except MgiError as exc:
+        state["train_error"] = exc
+    else:
+        state.pop("train_outcome", None)
+
+
+def cancel(store: Store, version: str) -> None:
+    """Cancel button callback (waits for the job to stop, at most its grace period)."""
+    st.session_state["train_cancel_error"] = None
+    try:
+        cancel_job(store, version)
+    except MgiError as exc:
+        st.session_state["train_cancel_error"] = exc
+
+
+def show_last_error(key: str) -> None:
+    """The error the last start (``train_error``) or cancel (``train_cancel_error``) raised."""
+    if (exc := st.session_state.get(key)) is not None:
+        show_error(exc)
+
+
+def track_job(store: Store, job: dict[str, Any] | None) -> None:
+    """Remember the running job; when the one watched has ended, show how it ended."""
+    state = st.session_state
+    watched = state.get("train_job")
+    if watched is not None and (job is None or job["job_id"] != watched["job_id"]):
+        state["train_outcome"] = _outcome(store, watched)
+    state["train_job"] = job
+    outcome = state.get("train_outcome")
+    if outcome is not None and job is None:
+        kind, text = outcome
+        {"success": st.success, "warning": st.warning}.get(kind, st.error)(text)
+
+
+def _outcome(store: Store, job: Mapping[str, Any]) -> tuple[str, str]:
+    """('success' | 'warning' | 'error', message) for a job that has ended."""
+    version, dataset = job["version"], job["dataset"]
+    if job["kind"] == "train":
+        info = get_version(store, version, usable=False)
+        state, message = info["status"], info.get("message")
+    else:
+        progress = job_progress(job["run_dir"])
+        state = progress.get("state", "failed")
+        state = "ready" if state == "finished" else state
+        message = progress.get("message") or "The job ended without finishing."
+    if state == "ready":
+        what = (f"Version **{version}** is ready (trained on {dataset})." if job["kind"] ==
+                "train" else f"Dataset **{dataset}** is embedded by the pre-trained encoder "
+                f"(version **{BASE_VERSION}**).")
+        return "success", what
+    if state == "cancelled":
+        return "warning", f"The {job['kind']} job for {version} on {dataset} was cancelled."
+    return "error", f"The {job['kind']} job for {version} on {dataset} failed: {message}"
+
+
+@st.fragment(run_every=REFRESH_S)
+def progress_panel(store: Store) -> None:
+    """The running job's progress; refreshes alone, reruns the page when the job ends."""
+    job = current_job(store)
+    watched = st.session_state.get("train_job")
+    if job is None or watched is None or job["job_id"] != watched["job_id"]:
+        st.rerun()  # the job ended (or another began): redraw the whole page
+    show_progress(store, job)
+
+
+def show_progress(store: Store, job: Mapping[str, Any]) -> None:
+    """Phase, progress bar with ETA, latest loss per task, Cancel, and the live curves."""
+    progress = job_progress(job["run_dir"])
+    epochs = None
+    if job["kind"] == "train":
+        epochs = (get_version(store, job["version"], usable=False).get("config") or {}).get(
+            "epochs")
+    what = "Fine-tuning" if job["kind"] == "train" else "Embedding with the pre-trained encoder"
+    head, button = st.columns([5, 1], vertical_alignment="center")
+    head.markdown(f"**{what}** · version **{job['version']}** · dataset **{job['dataset']}** · "
+                  f"{progress.get('device') or 'device: starting'} · elapsed "
+                  f"{format_duration(_elapsed(progress))}")
+    button.button("Cancel", key="train_cancel", icon=":material/stop_circle:", width="stretch",
+                  on_click=cancel, args=(store, job["version"]),
+                  help="Stop the job; nothing is registered for a cancelled run.")
+    fraction, text = progress_bar(progress, epochs)
+    st.progress(fraction, text=text)
+    show_last_error("train_cancel_error")
+    for notice in progress.get("notices") or []:
+        st.info(notice, icon=":material/info:")
+    losses = progress.get("loss") or {}
+    if losses:
+        cells = st.columns(max(len(losses), 4))
+        for cell, (task, value) in zip(cells, losses.items(), strict=False):
+            cell.metric(f"Loss · {task}", f"{value:.4f}" if _number(value) is not None else "—")
+    if job["kind"] == "train":
+        show_curves(progress.get("events", []), key="train_live")
+
+
+def _elapsed(progress: Mapping[str, Any]) -> float | None:
+    """Seconds since the job started (its clock: the job runs on this machine)."""
+    started = _number(progress.get("started"))
+    return time.time() - started if started is not None else None
+
+
+def show_curves(events: Sequence[Mapping[str, Any]], key: str) -> None:
+    """Loss and validation curves side by side."""
+    left, right = st.columns(2)
+    left.plotly_chart(loss_figure(events), key=f"{key}_loss")
+    right.plotly_chart(validation_figure(events), key=f"{key}_val")
+
+
+def version_events(store: Store, info: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A version's events: its stored training log, else its run folder's (not registered)."""
+    rows = training_log(store, info["version"])
+    if rows:
+        return events_from_log(rows)
+    return job_progress(info["artefact_dir"])["events"] if info.get("artefact_dir") else []
+
+
+def show_versions(store: Store) -> None:
+    """The versions table and one version's training curves."""
+    versions = list_versions(store)
+    if not versions:
+        st.caption("No versions yet: train one above.")
+        return
+    frame = versions_frame(versions)
+    config = {"created_at": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
+              **{label: st.column_config.NumberColumn(label, help=text, format="%.3f")
+                 for label, text in HEADLINE.values()},
+              "message": st.column_config.TextColumn("message", width="large")}
+    st.dataframe(frame, hide_index=True, column_config=config, key="train_versions_table")
+    # A running version's curves are in the progress panel, refreshed as it runs.
+    tuned = [v for v in versions if v["kind"] != "base" and v["status"] != "running"]
+    if not tuned:
+        return
+    names, state = [v["version"] for v in tuned], st.session_state
+    if state.get("train_curves") not in names or state.get("train_curves_newest") != names[0]:
+        state["train_curves"] = names[0]  # a new version finished: show it
+    state["train_curves_newest"] = names[0]
+    name = st.selectbox("Training curves of", names, key="train_curves", width=320)
+    info = tuned[names.index(name)]
+    note = f": {info['message']}" if info["status"] != "ready" and info.get("message") else ""
+    st.caption(f"{info['status']}{note} · {info.get('strategy')} on {info.get('dataset')} · "
+               f"base encoder `{info.get('base_model')}`")
+    show_curves(version_events(store, info), key="train_version")
