@@ -7,8 +7,8 @@ The file streams through DuckDB twice, never through Python row objects:
    rejected. Validation is SQL over that pass: every row gets a reject reason or none;
    duplicates and the train/val/test split are computed on the narrow table too.
 2. A second pass streams the file straight into ``reviews``, the text joined to the narrow
-   table's verdicts by position (CSV: both scans yield the records in file order; each
-   row's text length is checked against the first pass) or by row number (Parquet).
+   table's verdicts by position (both scans yield the records in file order; each row is
+   checked against the first pass: CSV by the text's length, Parquet by row number).
 
 So the text is held in memory only a row group at a time. One ingest is one transaction:
 after any failure the database holds exactly what it held before.
@@ -54,9 +54,12 @@ _DATE_FORMATS = ["%m/%d/%Y", "%d.%m.%Y", "%m %d, %Y", "%Y/%m/%d", "%d/%m/%Y %H:%
 # the default: DuckDB sizes its read buffers from it (16 MB lines -> 256 MiB buffers).
 LONG_LINE_SIZE = 16 * 1024 * 1024
 _LINE_TOO_LONG = "LINE SIZE OVER MAXIMUM"
-# DuckDB's memory limit while ingesting (never raised): the narrow tables spill to disk past
-# it, and the blocks written for ``reviews`` leave the buffer pool instead of piling up.
+# DuckDB's memory limit while ingesting (never above the store's own): the narrow tables
+# spill to disk past it, and the blocks written for ``reviews`` leave the buffer pool instead
+# of piling up. While ``reviews`` is written it is at least 2.5 row groups of the file's
+# rows (DuckDB fills a row group of 122,880 rows in memory before compressing it).
 MEMORY_LIMIT = 384 * 1024 * 1024
+_ROW_GROUP_ROWS = 122_880
 _MALFORMED = "malformed row (wrong number of fields)"
 _DUPLICATE = "duplicate (user_id, item_id)"
 _CHANGED = "MGI: the file changed while it was being read"
@@ -268,7 +271,7 @@ def _validated_rows_sql(reader: str, mapping: Mapping[str, str], cfg: IngestConf
     )
     SELECT {'row_number,' if parquet else ''}
            user_id, item_id, rating, ts, category_raw, title, reason,
-           strlen(text) AS text_len,
+           CAST(strlen(text) AS INTEGER) AS text_len,
            CASE WHEN reason IS NOT NULL THEN rating_raw END AS rating_raw,
            CASE WHEN reason IS NOT NULL THEN ts_raw END AS ts_raw,
            CASE WHEN reason IS NOT NULL THEN text END AS rej_text
@@ -366,11 +369,9 @@ def ingest_file(
                         encoding=kind.encoding, delimiter=kind.delimiter, mapping=resolved,
                     )
                     try:
-                        with _Settings(cur) as settings:
+                        with _Settings(cur, memory_limit) as settings:
                             # Both passes rely on scans in file order.
                             settings.set(preserve_insertion_order=True)
-                            if memory_limit:
-                                settings.set(memory_limit=memory_limit)
                             with store.transaction() as tx:
                                 _load_and_store(tx, readable, kind, resolved, cfg,
                                                 split_config, report, digest, settings)
@@ -408,12 +409,20 @@ class _Settings:
     ``memory_limit`` is only ever lowered below its previous value.
     """
 
-    def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, cur: duckdb.DuckDBPyConnection, memory_cap: int | None) -> None:
         self.cur = cur
         self.before: dict[str, Any] = {}
+        self.memory_cap = memory_cap  # the ingest's memory_limit (None: the store's)
 
     def __enter__(self) -> _Settings:
+        if self.memory_cap:
+            self.set(memory_limit=self.memory_cap)
         return self
+
+    def uncap(self) -> None:
+        """The store's own memory_limit for the rest of the ingest."""
+        self.memory_cap = None
+        self.reset("memory_limit")
 
     def _current(self, name: str) -> Any:
         return self.cur.execute("SELECT current_setting(?)", [name]).fetchone()[0]
@@ -556,7 +565,7 @@ def _load_raw(
         for table in (t.raw, f"{t.rej}_e", f"{t.rej}_e_s"):
             tx.execute(f"DROP TABLE IF EXISTS {table}")
         scan.max_line_size = LONG_LINE_SIZE
-        settings.reset("memory_limit")  # read buffers of 16 x 16 MB would not fit
+        settings.uncap()  # read buffers of 16 x 16 MB would not fit
     # One row per malformed record (several errors on one record count once).
     tx.execute(
         f"""CREATE TEMP TABLE {t.rej} AS
@@ -632,7 +641,7 @@ def _mark_duplicates(
         source = f"""(SELECT {text} AS text, {rating} AS rating_raw FROM {reader}) AS f
             POSITIONAL JOIN (SELECT rowid AS rid, text_len FROM {t.raw}) AS v
             JOIN {t.dups} AS d ON d.rid = v.rid"""
-        checked = _checked_text("f.text", "v.text_len")
+        checked = _checked("f.text", "strlen(f.text) = v.text_len")
     else:
         source = f"""(SELECT file_row_number + 1 AS rid, {text} AS text,
                              {rating} AS rating_raw FROM {reader}) AS f
@@ -645,10 +654,10 @@ def _mark_duplicates(
     )
 
 
-def _checked_text(text: str, length: str) -> str:
-    """The text of the second pass, failing the statement when it is not the first pass's
-    (a stored or reported text is never NULL: a NULL on either side fails too)."""
-    return f"CASE WHEN strlen({text}) = {length} THEN {text} ELSE error('{_CHANGED}') END"
+def _checked(text: str, same: str) -> str:
+    """The text of the second pass, failing the statement unless ``same`` holds (the row is
+    the first pass's); a NULL there fails too."""
+    return f"CASE WHEN {same} THEN {text} ELSE error('{_CHANGED}') END"
 
 
 def _collect_rejects(
@@ -697,16 +706,15 @@ def _store_rows(
     report: IngestReport, line_offset: int, digest: Future[str], settings: _Settings,
 ) -> None:
     name = report.dataset
-    # The split of each valid row, computed on a narrow projection; one row per row of
-    # t.raw (NULL split: rejected), in t.raw's order for the positional second pass.
+    # The split of each valid row, computed on a narrow projection. t.spl has one row per
+    # row of t.raw, in t.raw's order (NULL split: rejected) for the positional second pass.
     tx.execute(
         f"""CREATE TEMP TABLE {t.spl} AS
             WITH s AS (SELECT rid, {split_sql(split_config or SplitConfig())} AS split
                        FROM (SELECT rid, row_number, user_id, ts FROM {rows}
                              WHERE reason IS NULL))
-            SELECT r.rid, r.text_len, r.row_number, r.user_id, r.item_id, r.rating, r.ts,
-                   s.split
-            FROM {rows} AS r LEFT JOIN s USING (rid)
+            SELECT r.row_number, s.split
+            FROM (SELECT rid, row_number FROM {rows}) AS r LEFT JOIN s USING (rid)
             ORDER BY r.rid"""
     )
     # Category levels once per distinct category path, not per row. An item's category is
@@ -746,11 +754,11 @@ def _store_rows(
         )
     n_users, n_items, has_ts = tx.execute(
         f"""SELECT count(DISTINCT user_id), count(DISTINCT item_id), count(ts) > 0
-            FROM {t.spl} WHERE split IS NOT NULL"""
+            FROM {t.raw} WHERE reason IS NULL"""
     ).fetchone()
-    # The narrow tables are done with: free them before the text streams in.
-    for table in (t.dtext, t.dups, t.num, t.raw):
-        tx.execute(f"DROP TABLE IF EXISTS {table}")
+    if settings.memory_cap:
+        row_group_bytes = scan.path.stat().st_size / report.n_read * _ROW_GROUP_ROWS
+        settings.set(memory_limit=max(settings.memory_cap, int(2.5 * row_group_bytes)))
     _insert_reviews(tx, scan, t, mapping, name, report.n_accepted, settings)
     n_l1, n_l2, n_l3 = tx.execute(
         "SELECT count(DISTINCT l1), count(DISTINCT l2), count(DISTINCT l3) FROM items "
@@ -783,20 +791,16 @@ def _insert_reviews(
     """Second pass: stream the file's text into ``reviews`` beside the narrow verdicts.
 
     CSV has no row number to join on, so the text is matched by position: a POSITIONAL
-    JOIN scans read_csv (same options, so the same records) and ``t.spl`` (in file order)
-    in step on one thread. Each text's length must equal the first pass's, or the
-    statement fails. Parquet joins on the file's row number.
+    JOIN scans the reader (same options, so the same records), ``t.raw`` and ``t.spl``
+    (both in file order) in step, on one thread. Each row is checked against the first
+    pass (CSV: the text's length; Parquet: the file's row number), or the statement fails.
     """
     offset = tx.execute("SELECT coalesce(max(review_id), 0) FROM reviews").fetchone()[0]
     text = _col(mapping, "text")
     reader, params = scan.reader(f"{t.rej}_t")
-    if scan.is_csv:  # a record beyond t.spl's (s.rid NULL) means the file grew: fail
-        source = f"(SELECT {text} AS text FROM {reader}) AS f POSITIONAL JOIN {t.spl} AS s"
-        checked = _checked_text("f.text", "s.text_len")
-    else:
-        source = f"""(SELECT file_row_number + 1 AS rid, {text} AS text FROM {reader}) AS f
-                     JOIN {t.spl} AS s ON s.rid = f.rid"""
-        checked = "f.text"
+    # CSV: the text's length must match; Parquet: the file's own row number.
+    key = "" if scan.is_csv else "file_row_number + 1 AS rid, "
+    same = "strlen(f.text) = v.text_len" if scan.is_csv else "f.rid = v.row_number"
     try:
         # Row order is irrelevant here (row_number is a column): no order-preserving
         # batch insert, which buffers row groups; each one is written as soon as it is
@@ -804,10 +808,12 @@ def _insert_reviews(
         settings.set(preserve_insertion_order=False, write_buffer_row_group_count=1)
         tx.execute(
             f"""INSERT INTO reviews
-                SELECT {int(offset)} + s.row_number, ?, s.row_number, s.user_id, s.item_id,
-                       {checked}, s.rating, s.ts, s.split
-                FROM {source}
-                WHERE s.split IS NOT NULL OR s.rid IS NULL""",
+                SELECT {int(offset)} + s.row_number, ?, s.row_number, v.user_id, v.item_id,
+                       {_checked("f.text", same)}, v.rating, v.ts, s.split
+                FROM (SELECT {key}{text} AS text FROM {reader}) AS f
+                POSITIONAL JOIN {t.raw} AS v POSITIONAL JOIN {t.spl} AS s
+                -- a record beyond t.raw's (NULL row_number): the file grew, so fail
+                WHERE s.split IS NOT NULL OR s.row_number IS NULL""",
             [name, *params],
         )
         n = tx.fetchone()[0]
