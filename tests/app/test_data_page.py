@@ -38,7 +38,7 @@ def _app_store(db: Path) -> Store:
 
 
 def _run(at: AppTest | None = None) -> AppTest:
-    at = at or AppTest.from_file(APP, default_timeout=60)
+    at = at or AppTest.from_file(APP, default_timeout=300)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at

@@ -66,7 +66,7 @@ def _run(at: AppTest) -> AppTest:
 
 
 def _open_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
+    at = AppTest.from_file(APP, default_timeout=300)
     at.run()
     at.switch_page(PAGE)
     return _run(at)
