@@ -85,6 +85,8 @@ def _fill_tiny(at: AppTest, tiny_bert: Path, epochs: int = 1) -> AppTest:
     at.number_input(key="train_max_seq_length").set_value(16)
     at.number_input(key="train_embed_max_seq_length").set_value(16)  # tiny BERT: 64 positions
     at.number_input(key="train_lora_rank").set_value(2)
+    if epochs > 1:  # a long job must not stop early (a fast machine finishes it otherwise)
+        at.number_input(key="train_patience").set_value(100)
     return _run(at)
 
 
@@ -116,7 +118,8 @@ def test_no_dataset_points_to_the_data_page(db: Path) -> None:
     at = _open_page()
     assert "No datasets yet" in _texts(at.info)
     links = at.get("page_link")
-    assert len(links) == 1 and links[0].proto.page == "data"
+    assert len(links) == 1 and links[0].proto.label == "Go to the Data page"
+    assert links[0].proto.page == ""  # the Data page is the app's default page: its URL is /
     assert not at.button  # no form, no Train button
 
 
