@@ -633,7 +633,7 @@ def report_runs(runs: dict[str, list[dict[str, Any]]], result: dict[str, Any], s
         + "; loss 1 / N: first / last step loss of round 1 (dropout draws differ between "
         "the paths, so they differ a little)")
     before = result["loadavg_before"][0]
-    busy = max(before, load[0]) > (os.cpu_count() or 1) - 0.5
+    busy = max(before, load[0]) > (os.cpu_count() or 1) + 1  # this bench itself adds ~2
     say(f"load average (1 min) before / after: {before:.2f} / {load[0]:.2f} on "
         f"{os.cpu_count()} CPUs" + ("  — the machine was busy: absolute figures are "
                                     "contended; the lock-step ratio much less so" if busy
