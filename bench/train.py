@@ -58,7 +58,12 @@ ST worker looks in ``--st-deps`` (default /tmp/mgi-st-deps), filled once with::
 ``--profile`` adds a per-phase breakdown (tokenize, forward, loss, backward, clip,
 optimizer) of a hand-written loop on the same batches, the variants taking turns step by
 step: MGI's components as ``fine_tune`` drives them, with fused / foreach AdamW, with
-deterministic algorithms off, and ST's model with its fused AdamW.
+deterministic algorithms off, with anchors and positives in one forward pass, and ST's
+model with its fused AdamW. ``--profile-only`` runs just that.
+
+Rounds alternate which worker is started first (ABBA); keep ``--repeat`` even: a run's
+first-started worker has measured a few percent slower here, an order effect the
+pairing cancels.
 """
 
 from __future__ import annotations
@@ -269,7 +274,7 @@ def worker_mgi(pairs: dict[str, Any], seed: int, threads: int | None,
     out.update(info, train_call_s=time.perf_counter() - t0,
                mgi_samples_per_s=result.samples_per_s, mgi_n_steps=result.n_steps,
                attn=getattr(encoder.transformer.config, "_attn_implementation", None),
-               optimizer="torch.optim.AdamW (defaults: for-loop on CPU)",
+               optimizer="torch.optim.AdamW as fine_tune builds it (for-loop on CPU)",
                deterministic=cfg.deterministic)
     return out
 
