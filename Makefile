@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 PORT   ?= 8501
 
-.PHONY: setup run test lint demo-data bench clean-db
+.PHONY: setup run test lint demo-data bench bench-train clean-db
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,3 +30,7 @@ lint: setup
 
 bench: setup
 	$(PY) bench/ingest.py
+
+bench-train: setup
+	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	$(PY) bench/train.py

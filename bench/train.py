@@ -49,11 +49,9 @@ the median over rounds of MGI / ST.
 
 Target (reported, never asserted; exit status 0 whatever the figures): MGI / ST >= 1.0.
 
-sentence-transformers' trainer needs the ``datasets`` package. Where the venv lacks it the
-ST worker looks in ``--st-deps`` (default /tmp/mgi-st-deps), filled once with::
-
-    pip install --no-deps --target /tmp/mgi-st-deps datasets==5.2.0 'dill<0.4.2' xxhash \\
-        'multiprocess<0.70.20'
+sentence-transformers' trainer needs the ``datasets`` package: ``make bench-train`` installs
+``bench/requirements.txt`` into the venv and runs this script. Where the venv lacks it the ST
+worker also looks in ``--st-deps`` (default /tmp/mgi-st-deps).
 
 ``--profile`` adds a per-phase breakdown (tokenize, forward, loss, backward, clip,
 optimizer) of a hand-written loop on the same batches, the variants taking turns step by
@@ -100,8 +98,8 @@ WARMUP = 0.1
 GRAD_CLIP = 1.0
 SCALE = 20.0
 DEFAULT_ST_DEPS = Path("/tmp/mgi-st-deps")
-ST_DEPS_HINT = ("pip install --no-deps --target {d} datasets==5.2.0 'dill<0.4.2' xxhash "
-                "'multiprocess<0.70.20'")
+ST_DEPS_HINT = ("make bench-train (installs bench/requirements.txt into the venv), or "
+                "pip install --no-deps --target {d} -r bench/requirements.txt")
 
 
 # -- data ---------------------------------------------------------------------------------
@@ -735,7 +733,7 @@ def main(argv: list[str] | None = None) -> int:
     if ("st" in paths or ns.profile) and not _st_available(st_deps):
         raise SystemExit(
             "sentence-transformers' trainer needs the 'datasets' package, which neither the "
-            f"venv nor {st_deps} has. Install it outside the venv with:\n  "
+            f"venv nor {st_deps} has. Install it with:\n  "
             + ST_DEPS_HINT.format(d=st_deps))
 
     meta = prepare_pairs(data, n_pairs, ns.seed, ns.workdir, say)

@@ -132,6 +132,11 @@ class TrainConfig(BaseConfig):
         ("query", "key", "value", "dense"), "Module names the adapters attach to."
     )
     epochs: int = _f(1, "Passes over the training reviews.")
+    head_warmup_epochs: int = _f(
+        10, "Linear probe first (LP-FT): train the heads this many epochs on the unchanged "
+        "encoder's embeddings (computed once) before the encoder moves, so random heads do not "
+        "distort it. 0 = off.",
+    )
     batch_size: int = _f(16, "Reviews per step (and pairs per step for 'match').")
     learning_rate: float = _f(3e-4, "Peak AdamW learning rate of the encoder (2e-5 suits 'full').")
     head_learning_rate: float = _f(2e-3, "Peak learning rate of the task heads.")
@@ -178,6 +183,7 @@ class TrainConfig(BaseConfig):
             raise ConfigError("device must be one of auto, cuda, mps, cpu")
         for name, low in (("epochs", 1), ("batch_size", 2), ("max_seq_length", 8),
                           ("lora_rank", 1), ("patience", 0), ("freeze_layers", 0),
+                          ("head_warmup_epochs", 0),
                           ("eval_max_reviews", 1), ("embed_batch_size", 1),
                           ("embed_max_seq_length", 8)):
             if getattr(self, name) < low:

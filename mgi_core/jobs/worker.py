@@ -206,7 +206,7 @@ def _train(files: RunFiles, job: dict[str, Any], config: TrainConfig, snapshot: 
             status.update(epoch=event["epoch"], step=event["step"],
                           total_steps=event["total_steps"], eta_s=event["eta_s"],
                           elapsed_s=event["elapsed_s"], loss=event["loss"])
-        else:
+        elif event["kind"] == "epoch":
             status.update(last_val=event["metrics"])
 
     result = fine_tune(encoder, data, config, on_event=on_event, should_stop=stop)
