@@ -12,5 +12,6 @@ st.set_page_config(page_title="MGI Â· user interests from reviews", page_icon="ð
 pages = [
     st.Page("app_pages/data.py", title="Data", icon=":material/database:", default=True),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("app_pages/profiles.py", title="Profiles", icon=":material/person_search:"),
 ]
 st.navigation(pages).run()

@@ -76,6 +76,8 @@ with st.expander("Hyper-parameters"):
                    key="train_like_threshold", help=H("like_threshold"))
     b.number_input("Embedding max length", 8, 2048, D.embed_max_seq_length,
                    key="train_embed_max_seq_length", help=H("embed_max_seq_length"))
+    c.number_input("Head warm-up epochs", 0, 1000, D.head_warmup_epochs,
+                   key="train_head_warmup", help=H("head_warmup_epochs"))
 
 busy = "A job is running: wait for it or cancel it." if job is not None else None
 st.caption(f"Runs on **{training.device_description()}**.")

@@ -1,13 +1,15 @@
-"""Downloads from the dashboard: CSV bytes that are safe to open in a spreadsheet.
+"""Downloads from the dashboard: CSV and Parquet bytes that are safe to open in a spreadsheet.
 
 Review files are user data. A cell such as ``=HYPERLINK(...)`` or ``@SUM(...)`` in a
 rejected row would run as a formula when the downloaded CSV is opened in Excel or
 LibreOffice (CSV injection, OWASP). Such cells get a leading single quote, which the
-spreadsheet shows as text.
+spreadsheet shows as text. Parquet downloads get the same escaping: spreadsheets and BI
+tools open Parquet too, and a user should not have to know which format is safe.
 """
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pandas as pd
@@ -40,3 +42,10 @@ def escape_csv_injection(df: pd.DataFrame) -> pd.DataFrame:
 def to_csv_bytes(df: pd.DataFrame) -> bytes:
     """``df`` as UTF-8 CSV bytes for ``st.download_button``, escaped against CSV injection."""
     return escape_csv_injection(df).to_csv(index=False).encode("utf-8")
+
+
+def to_parquet_bytes(df: pd.DataFrame) -> bytes:
+    """``df`` as Parquet bytes for ``st.download_button``, escaped like :func:`to_csv_bytes`."""
+    buf = io.BytesIO()
+    escape_csv_injection(df).to_parquet(buf, index=False)
+    return buf.getvalue()

@@ -82,6 +82,7 @@ def build_config(values: Mapping[str, Any]) -> TrainConfig:
         "max_train_reviews": int(values.get("train_max_reviews") or 0) or None,
         "seed": values.get("train_seed", DEFAULTS.seed),
         "patience": values.get("train_patience", DEFAULTS.patience),
+        "head_warmup_epochs": values.get("train_head_warmup", DEFAULTS.head_warmup_epochs),
         "like_threshold": values.get("train_like_threshold", DEFAULTS.like_threshold),
     }
     return TrainConfig(**fields)

@@ -160,6 +160,12 @@ def build_user_profiles(
         for task, (labels, probs) in (head_probs or {}).items()
     }
     order = reviews.sort_values(["user_id", "ts"], na_position="first", kind="stable").index
+    # Columns as numpy arrays once: converting a column inside the per-user loop would cost
+    # O(n_reviews) per user.
+    ratings = reviews["rating"].to_numpy()
+    texts = reviews["text"].astype(str).to_numpy()
+    review_ids = reviews["review_id"].to_numpy()
+    levels = {lv: reviews[lv].to_numpy() for lv in ("l1", "l2") if lv in reviews}
     for user, idx in reviews.loc[order].groupby("user_id", sort=True).groups.items():
         idx = np.asarray(idx)
         x, w = vectors[idx], weights[idx]
@@ -183,10 +189,10 @@ def build_user_profiles(
             )
         )
         vecs.append(overall)
-        liked = idx[reviews["rating"].to_numpy()[idx] >= config.like_threshold]
+        liked = idx[ratings[idx] >= config.like_threshold]
         last_liked[user] = vectors[liked[-1] if len(liked) else idx[-1]]
         for level, task in (("l1", "category"), ("l2", "subcategory")):
-            cats = reviews[level].to_numpy()[idx] if level in reviews else np.array([None] * n)
+            cats = levels[level][idx] if level in levels else np.array([None] * n)
             for cat in sorted({c for c in cats if isinstance(c, str)}):
                 members = idx[cats == cat]
                 share = len(members) / n
@@ -216,7 +222,7 @@ def build_user_profiles(
         k, labels = choose_k(x, config) if n >= 4 else (1, np.zeros(n, dtype=int))
         groups = [idx[labels == c] for c in range(k)]
         keywords = ctfidf_keywords(
-            [reviews["text"].to_numpy()[g].astype(str) for g in groups],
+            [texts[g] for g in groups],
             corpus,
             config.n_keywords,
         )
@@ -236,7 +242,7 @@ def build_user_profiles(
                     keywords=words,
                     review_ids=[
                         int(r)
-                        for r in reviews["review_id"].to_numpy()[closest[: config.n_representative]]
+                        for r in review_ids[closest[: config.n_representative]]
                     ],
                     cold=cold,
                     vector_row=len(vecs),

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mgi_core.errors import UnknownUserError
+from mgi_core.errors import ConfigError, UnknownUserError
 from mgi_core.ranking.features import FeatureContext, compute_features
 from mgi_core.ranking.fusion import SCORERS, fused, learn_weights, zscore_rows
 from mgi_core.ranking.model import load_ranking_context
@@ -130,37 +130,73 @@ def _review_vectors(ctx: FeatureContext, reviews) -> np.ndarray | None:
     return np.stack([lookup[int(r)] for r in reviews["review_id"]]) if len(reviews) else None
 
 
+@dataclass
+class Recommender:
+    """What ``recommend`` fits once per (dataset, version, scorer), reused for every user.
+
+    Fitting (interactions, item-kNN, MF, profiles, fusion weights) takes seconds; one user's
+    ranking from a fitted recommender takes milliseconds. The dashboard caches one.
+    """
+
+    dataset: str
+    version: str
+    scorer: str
+    ctx: FeatureContext
+    weights: dict[str, float]
+    titles: dict[str, str | None]
+
+    @classmethod
+    def load(
+        cls, store: Store, dataset: str, version: str, scorer: str = "mgi_hybrid"
+    ) -> Recommender:
+        """Fit the ranking context for (dataset, version) and ``scorer``'s fusion weights.
+
+        Raises:
+            ConfigError: ``scorer`` is not one of ``SCORERS``.
+        """
+        if scorer not in SCORERS:
+            raise ConfigError(f"Unknown scorer {scorer!r}; choose one of {', '.join(SCORERS)}.")
+        spec = SCORERS[scorer]
+        ctx = load_ranking_context(store, dataset, version, with_mf="mf" in spec.features)
+        weights = stored_weights(store, dataset, version, scorer)
+        if weights is None:
+            weights = spec.fixed_weights or (
+                learn_weights(ctx, spec.features) if spec.tuned else {spec.features[0]: 1.0}
+            )
+        titles = dict(
+            store.cursor()
+            .execute("SELECT item_id, title FROM items WHERE dataset = ?", [dataset])
+            .fetchall()
+        )
+        return cls(dataset, version, scorer, ctx, weights, titles)
+
+    def recommend(self, user_id: str, k: int = 10) -> dict[str, Any]:
+        """Ranked items for one user with per-granularity score parts and matching reviews."""
+        recs, cold = recommend_with_context(self.ctx, user_id, k, self.weights)
+        for r in recs:
+            r.title = self.titles.get(r.item_id)
+        return {
+            "user_id": user_id,
+            "dataset": self.dataset,
+            "version": self.version,
+            "scorer": self.scorer,
+            "cold_start": cold,
+            "note": (
+                "Cold user (one review): popularity in their categories plus similarity to "
+                "that review."
+            )
+            if cold
+            else None,
+            "weights": COLD_WEIGHTS if cold else self.weights,
+            "items": [r.to_dict() for r in recs],
+        }
+
+
 def recommend(
     store: Store, dataset: str, version: str, user_id: str, k: int = 10, scorer: str = "mgi_hybrid"
 ) -> dict[str, Any]:
-    """Ranked items for one user with per-granularity score parts and matching reviews."""
-    ctx = load_ranking_context(store, dataset, version, with_mf="mf" in SCORERS[scorer].features)
-    weights = stored_weights(store, dataset, version, scorer)
-    if weights is None:
-        weights = SCORERS[scorer].fixed_weights or (
-            learn_weights(ctx, SCORERS[scorer].features)
-            if SCORERS[scorer].tuned
-            else {SCORERS[scorer].features[0]: 1.0}
-        )
-    recs, cold = recommend_with_context(ctx, user_id, k, weights)
-    titles = dict(
-        store.cursor()
-        .execute("SELECT item_id, title FROM items WHERE dataset = ?", [dataset])
-        .fetchall()
-    )
-    for r in recs:
-        r.title = titles.get(r.item_id)
-    return {
-        "user_id": user_id,
-        "dataset": dataset,
-        "version": version,
-        "scorer": scorer,
-        "cold_start": cold,
-        "note": (
-            "Cold user (one review): popularity in their categories plus similarity to that review."
-        )
-        if cold
-        else None,
-        "weights": COLD_WEIGHTS if cold else weights,
-        "items": [r.to_dict() for r in recs],
-    }
+    """Ranked items for one user with per-granularity score parts and matching reviews.
+
+    Fits everything for this one call; to rank many users, load a :class:`Recommender` once.
+    """
+    return Recommender.load(store, dataset, version, scorer).recommend(user_id, k)

@@ -1,4 +1,4 @@
-"""CSV export escaping and the plotly figure builders, on frames built in code."""
+"""CSV and Parquet export escaping and the plotly figure builders, on frames built in code."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard import charts
-from dashboard.export import escape_csv_injection, to_csv_bytes
+from dashboard.export import escape_csv_injection, to_csv_bytes, to_parquet_bytes
 
 
 def test_formula_cells_get_a_leading_quote_and_others_stay() -> None:
@@ -38,6 +38,21 @@ def test_csv_bytes_round_trip_escaped() -> None:
     back = pd.read_csv(io.BytesIO(to_csv_bytes(df)))
     assert back.to_dict("records") == [{"line": 4, "text": '\'=HYPERLINK("http://x")'}]
 
+
+
+def test_parquet_bytes_are_escaped_like_the_csv() -> None:
+    df = pd.DataFrame({"text": ["=1+1", "@x", "\tx", "plain", None], "n": [1, 2, 3, 4, 5],
+                       "=col": pd.array(["-x", "+y", "ok", "", None], dtype="string")})
+    back = pd.read_parquet(io.BytesIO(to_parquet_bytes(df)))
+    assert list(back.columns) == ["text", "n", "'=col"]
+    assert back["text"].tolist()[:4] == ["'=1+1", "'@x", "'\tx", "plain"]
+    assert back["text"].isna().tolist() == [False] * 4 + [True]
+    assert back["n"].tolist() == [1, 2, 3, 4, 5]  # numbers keep their type and value
+    assert back["'=col"].tolist()[:4] == ["'-x", "'+y", "ok", ""]
+    # Both formats hold the same escaped cells.
+    csv = pd.read_csv(io.BytesIO(to_csv_bytes(df)), keep_default_na=False)
+    assert csv["text"].tolist()[:4] == back["text"].tolist()[:4]
+    assert df["text"].iloc[0] == "=1+1"  # the input frame is not modified
 
 def _points(fig: go.Figure) -> int:
     return sum(len(trace.y if trace.y is not None else trace.values) for trace in fig.data)

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from mgi_core.data.ingest import ingest_file
+from mgi_core.errors import ConfigError, UnknownUserError
 from mgi_core.evaluation.compare import compare
 from mgi_core.evaluation.protocol import evaluate
 from mgi_core.ranking.features import compute_features, item_knn_similarity
 from mgi_core.ranking.model import load_ranking_context
-from mgi_core.ranking.recommend import recommend
+from mgi_core.ranking.recommend import Recommender, recommend
 from tests.conftest import write_csv
 from tests.fake_encoder import register_fake_version
 
@@ -89,6 +90,19 @@ def test_recommend_gives_parts_and_matching_reviews_and_excludes_train(fake_stor
     assert top["matching_reviews"][0]["text"] in {"bass headphones", "bass"}
     assert not out["cold_start"]
 
+
+
+def test_a_loaded_recommender_ranks_every_user_like_recommend(fake_store) -> None:
+    recommender = Recommender.load(fake_store, "toy", "fake", "untuned_hybrid")
+    assert recommender.weights == {"content": 1.0, "item_knn": 1.0, "popularity": 0.5}
+    assert recommender.titles["h3"] == "Title h3"
+    for user in ("a", "b", "c", "d"):  # fitted once, reused per user: the same answer
+        assert recommender.recommend(user, 3) == recommend(
+            fake_store, "toy", "fake", user, k=3, scorer="untuned_hybrid")
+    with pytest.raises(UnknownUserError, match="'zz'"):
+        recommender.recommend("zz")
+    with pytest.raises(ConfigError, match="Unknown scorer 'best'"):
+        Recommender.load(fake_store, "toy", "fake", "best")
 
 def test_evaluate_stores_paired_per_user_metrics_and_compares(fake_store) -> None:
     result = evaluate(fake_store, "toy", "fake", ("popularity", "content", "content_hybrid"))

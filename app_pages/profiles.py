@@ -1,0 +1,87 @@
+"""Profiles page: one user's interests at every granularity, recommendations with reasons."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import profiles as prof
+from dashboard.resources import get_store, show_error
+from mgi_core.data.datasets import list_datasets
+from mgi_core.errors import MgiError
+from mgi_core.profiles.browse import user_reviews, user_vectors
+from mgi_core.ranking.fusion import SCORERS
+from mgi_core.store.versions import list_versions
+
+store = get_store()
+
+st.title("Profiles")
+st.caption("What a user is interested in, at every granularity, and what to recommend next.")
+names = [d["name"] for d in list_datasets(store)]  # newest first
+if not names:
+    st.info("No datasets yet: add a review file on the Data page first.", icon=":material/inbox:")
+    st.page_link("app_pages/data.py", label="Go to the Data page", icon=":material/database:")
+    st.stop()
+prof.keep_choice("prof_dataset", names)
+left, mid, right = st.columns(3)
+dataset = left.selectbox("Dataset", names, key="prof_dataset")
+versions = prof.version_options(list_versions(store, dataset=dataset, usable_only=True))
+if not versions:
+    st.info(f"No model version has embedded {dataset!r} yet: train one (or embed it with the "
+            "pre-trained `base` encoder) on the Train page.", icon=":material/model_training:")
+    st.page_link("app_pages/train.py", label="Go to the Train page",
+                 icon=":material/model_training:")
+    st.stop()
+prof.keep_choice("prof_version", versions)
+version = mid.selectbox("Model version", versions, key="prof_version")
+others = [prof.NONE, *(v for v in versions if v != version)]
+prof.keep_choice("prof_compare", others)
+other = right.selectbox("Compare with", others, key="prof_compare",
+                        help="Another version: how this user's L1 affinities change.")
+try:
+    key = prof.key(store, dataset, version)
+    with st.spinner(f"Computing interest profiles for {version} (first time only)…"):
+        prof.profiles_ready(*key)
+    st.header("Find a user")
+    user = prof.pick_user(store, key[1], dataset, key[4])
+    if user is None:
+        st.stop()
+
+    st.header("Interest profile")
+    profile, compared = prof.profile(*key, user), None
+    if other != prof.NONE:
+        other_key = prof.key(store, dataset, other)
+        with st.spinner(f"Computing interest profiles for {other} (first time only)…"):
+            prof.profiles_ready(*other_key)
+        compared = prof.profile(*other_key, user)
+    prof.show_profile(profile, prof.categories(store, key[1], dataset, key[4])[1], compared)
+    st.subheader("Reviews")
+    st.caption("The user's reviews, newest first, every split (profiles use train only).")
+    st.dataframe(user_reviews(store, dataset, user), hide_index=True,
+                 column_config=prof.TEXT)
+
+    st.header("Recommendations")
+    a, b = st.columns(2)
+    scorer = a.selectbox("Scorer", list(SCORERS), index=list(SCORERS).index("mgi_hybrid"),
+                         key="prof_scorer")
+    k = b.number_input("Items", 1, 100, 10, key="prof_k")
+    with st.spinner(f"Fitting the {scorer} ranking for {version} (first time only)…"):
+        recommender = prof.recommender(*key, scorer)
+    rec = recommender.recommend(user, int(k))
+    prof.show_recommendations(rec)
+
+    st.header("Embedding map")
+    st.caption("Item vectors on their two main axes (PCA), with this user's train reviews, "
+               "interest centres and the recommended items on top.")
+    with st.spinner("Projecting the catalogue…"):
+        item_map = prof.item_map(*key)
+    st.plotly_chart(prof.embedding_map_figure(
+        item_map, user_vectors(store, dataset, version, user),
+        [i["item_id"] for i in rec["items"]], recommender.titles))
+except MgiError as exc:
+    show_error(exc)
+    st.stop()
+
+st.header("Export")
+prof.export_buttons(prof.file_stem(dataset, version, user), {
+    "profile": prof.profile_export_frame(profile),
+    "recommendations": prof.recommendations_export_frame(rec)})

@@ -1,0 +1,207 @@
+"""Queries behind the Profiles page: find users, read one user's reviews and vectors.
+
+Every query aggregates in DuckDB and returns at most ``limit`` rows; nothing here loads a
+dataset's reviews into pandas. Filters are fixed SQL fragments with ``?`` parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from mgi_core.data.datasets import get_dataset
+from mgi_core.profiles.service import ensure_profiles
+from mgi_core.store import Store
+from mgi_core.store.embeddings import embedding_dim, review_table
+
+USER_LIMIT = 500
+REVIEW_LIMIT = 200
+
+
+def data_stamp(store: Store, dataset: str, version: str) -> str:
+    """When ``dataset`` was stored and ``version`` embedded it: a cache key that changes
+    when either is replaced (e.g. a dataset deleted and ingested again under its name)."""
+    row = (
+        store.cursor()
+        .execute(
+            """SELECT (SELECT created_at FROM datasets WHERE name = ?),
+                      (SELECT created_at FROM embedding_sets WHERE dataset = ? AND version = ?)""",
+            [dataset, dataset, version],
+        )
+        .fetchone()
+    )
+    return f"{row[0]}|{row[1]}"
+
+
+def l1_categories(store: Store, dataset: str) -> list[str]:
+    """The L1 categories of a dataset's train reviews, alphabetically."""
+    rows = (
+        store.cursor()
+        .execute(
+            """SELECT DISTINCT i.l1 FROM reviews r
+               JOIN items i ON i.dataset = r.dataset AND i.item_id = r.item_id
+               WHERE r.dataset = ? AND r.split = 'train' AND i.l1 IS NOT NULL ORDER BY i.l1""",
+            [dataset],
+        )
+        .fetchall()
+    )
+    return [r[0] for r in rows]
+
+
+def category_parents(store: Store, dataset: str) -> dict[str, str]:
+    """Each L2 category of ``dataset`` -> its L1."""
+    rows = (
+        store.cursor()
+        .execute(
+            "SELECT DISTINCT l2, l1 FROM items WHERE dataset = ? AND l2 IS NOT NULL "
+            "AND l1 IS NOT NULL ORDER BY l2",
+            [dataset],
+        )
+        .fetchall()
+    )
+    return dict(rows)
+
+
+def find_users(
+    store: Store,
+    dataset: str,
+    *,
+    l1: str | None = None,
+    min_train_reviews: int = 1,
+    cold: bool | None = None,
+    id_contains: str | None = None,
+    limit: int = USER_LIMIT,
+) -> pd.DataFrame:
+    """Users with a profile (>= 1 train review) that match every given filter.
+
+    Args:
+        l1: only users with at least one train review in this L1 category.
+        min_train_reviews: only users with at least this many train reviews.
+        cold: True → only cold users (one train review), False → only warm users.
+        id_contains: case-insensitive substring of the user id.
+        limit: at most this many rows, most active users first.
+
+    Returns:
+        Columns ``user_id``, ``n_train_reviews``, ``n_reviews`` (every split), ``top_l1``
+        (the L1 of most of the user's train reviews, ties alphabetically), ``cold``, and
+        ``n_matching`` (how many users match in all, before the limit).
+    """
+    get_dataset(store, dataset)
+    where = ["u.n_train_reviews >= ?"]
+    params: list[object] = [dataset, max(int(min_train_reviews), 1)]
+    if l1 is not None:
+        where.append("EXISTS (SELECT 1 FROM per_l1 p WHERE p.user_id = u.user_id AND p.l1 = ?)")
+        params.append(l1)
+    if cold is not None:
+        where.append("(u.n_train_reviews <= 1) = ?")
+        params.append(bool(cold))
+    if id_contains:
+        where.append("contains(lower(u.user_id), lower(?))")
+        params.append(id_contains.strip())
+    params.append(int(limit))
+    sql = f"""
+        WITH r AS (
+            SELECT r.user_id, r.split, i.l1 FROM reviews r
+            LEFT JOIN items i ON i.dataset = r.dataset AND i.item_id = r.item_id
+            WHERE r.dataset = ?),
+        per_l1 AS (
+            SELECT user_id, l1, count(*) AS n FROM r
+            WHERE split = 'train' AND l1 IS NOT NULL GROUP BY user_id, l1),
+        top AS (
+            SELECT user_id, l1 AS top_l1 FROM (
+                SELECT user_id, l1, row_number() OVER (
+                    PARTITION BY user_id ORDER BY n DESC, l1) AS k FROM per_l1)
+            WHERE k = 1),
+        u AS (
+            SELECT user_id, count(*) FILTER (WHERE split = 'train') AS n_train_reviews,
+                   count(*) AS n_reviews
+            FROM r GROUP BY user_id)
+        SELECT u.user_id, u.n_train_reviews, u.n_reviews, top.top_l1,
+               u.n_train_reviews <= 1 AS cold, count(*) OVER () AS n_matching
+        FROM u LEFT JOIN top USING (user_id)
+        WHERE {" AND ".join(where)}
+        ORDER BY u.n_train_reviews DESC, u.user_id LIMIT ?"""
+    return store.cursor().execute(sql, params).df()
+
+
+def user_reviews(
+    store: Store, dataset: str, user_id: str, limit: int = REVIEW_LIMIT
+) -> pd.DataFrame:
+    """One user's reviews, newest first: item, category, rating, time, split and text."""
+    return (
+        store.cursor()
+        .execute(
+            """SELECT r.review_id, r.item_id, i.title AS item_title, i.category, r.rating,
+                      r.ts, r.split, r.text
+               FROM reviews r
+               LEFT JOIN items i ON i.dataset = r.dataset AND i.item_id = r.item_id
+               WHERE r.dataset = ? AND r.user_id = ?
+               ORDER BY r.ts DESC NULLS LAST, r.row_number DESC LIMIT ?""",
+            [dataset, user_id, int(limit)],
+        )
+        .df()
+    )
+
+
+@dataclass
+class UserVectors:
+    """One user's vectors under a version: train reviews, interest centroids, overall."""
+
+    review_ids: np.ndarray  # (n_reviews,)
+    item_ids: np.ndarray  # (n_reviews,) the item each review is about
+    reviews: np.ndarray  # (n_reviews, d)
+    interest_keys: list[str]  # interest numbers, as stored
+    interests: np.ndarray  # (n_interests, d) centroids
+    overall: np.ndarray | None  # (d,)
+
+
+def _matrix(values: list, d: int) -> np.ndarray:
+    if not values:
+        return np.zeros((0, d), dtype=np.float32)
+    return np.asarray(values, dtype=np.float32).reshape(len(values), d)
+
+
+def user_vectors(store: Store, dataset: str, version: str, user_id: str) -> UserVectors:
+    """The embeddings of ``user_id``'s train reviews and profile vectors under ``version``.
+
+    Computes the version's profiles first when they are not stored yet.
+    """
+    d = embedding_dim(store, version, dataset)
+    ensure_profiles(store, dataset, version)
+    reviews = (
+        store.cursor()
+        .execute(
+            f"""SELECT r.review_id, r.item_id, e.embedding FROM reviews r
+                JOIN {review_table(d)} e ON e.review_id = r.review_id
+                     AND e.dataset = r.dataset AND e.version = ?
+                WHERE r.dataset = ? AND r.user_id = ? AND r.split = 'train'
+                ORDER BY r.review_id""",
+            [version, dataset, user_id],
+        )
+        .fetchall()
+    )
+    profile = (
+        store.cursor()
+        .execute(
+            f"""SELECT p.level, p.key, v.vector FROM user_profiles p
+                JOIN user_profile_vectors_{d} v ON v.version = p.version
+                     AND v.dataset = p.dataset AND v.vector_row = p.vector_row
+                WHERE p.version = ? AND p.dataset = ? AND p.user_id = ?
+                      AND p.level IN ('overall', 'interest')
+                ORDER BY p.level, p.key""",
+            [version, dataset, user_id],
+        )
+        .fetchall()
+    )
+    interests = [(key, vec) for level, key, vec in profile if level == "interest"]
+    overall = next((vec for level, _, vec in profile if level == "overall"), None)
+    return UserVectors(
+        review_ids=np.array([r[0] for r in reviews], dtype=np.int64),
+        item_ids=np.array([r[1] for r in reviews], dtype=object),
+        reviews=_matrix([r[2] for r in reviews], d),
+        interest_keys=[k for k, _ in interests],
+        interests=_matrix([v for _, v in interests], d),
+        overall=None if overall is None else np.asarray(overall, dtype=np.float32),
+    )
