@@ -13,5 +13,7 @@ pages = [
     st.Page("app_pages/data.py", title="Data", icon=":material/database:", default=True),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("app_pages/profiles.py", title="Profiles", icon=":material/person_search:"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("app_pages/metrics.py", title="Metrics", icon=":material/monitoring:"),
 ]
 st.navigation(pages).run()

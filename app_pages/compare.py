@@ -1,0 +1,82 @@
+"""Compare page: two systems (version × scorer) on the same users, paired, with significance."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import compare as view
+from dashboard.export import to_csv_bytes
+from dashboard.resources import get_store, show_error
+from mgi_core.data.datasets import list_datasets
+from mgi_core.errors import MgiError
+from mgi_core.evaluation import browse
+from mgi_core.store.versions import BASE_VERSION, list_versions
+
+state, store = st.session_state, get_store()
+
+st.title("Compare")
+st.caption("Two systems (a model version with a scorer) ranked on the same held-out items: "
+           "is B better than A for the same users, and by how much?")
+stored = list_datasets(store)
+if not stored:
+    st.info("No datasets yet: add a review file on the Data page first.", icon=":material/inbox:")
+    st.page_link("app_pages/data.py", label="Go to the Data page", icon=":material/database:")
+    st.stop()
+
+names = [d["name"] for d in stored]
+if state.get("compare_dataset") not in names:
+    state["compare_dataset"] = names[0]  # newest first
+dataset = st.selectbox("Dataset", names, key="compare_dataset", width=420)
+usable = [v["version"] for v in list_versions(store, dataset=dataset, usable_only=True)]
+versions = [BASE_VERSION, *(v for v in usable if v != BASE_VERSION)]
+default_a, default_b = view.default_systems(versions)
+left, right = st.columns(2)
+with left:
+    a = view.pick_system("A", versions, default_a)
+with right:
+    b = view.pick_system("B", versions, default_b)
+if a == b:
+    st.info("A and B are the same system: pick another version or scorer for one of them.",
+            icon=":material/info:")
+    st.stop()
+if not view.ready(store, dataset, (a, b)):
+    st.stop()
+
+stamps = (browse.evaluation_stamp(store, dataset, a), browse.evaluation_stamp(store, dataset, b))
+try:
+    report = view.cached_compare(store, str(store.path), dataset, a, b, *stamps)
+except MgiError as exc:
+    show_error(exc)
+    st.stop()
+st.header("Metrics")
+n_users = max((r.n_users for r in report.results), default=0)
+st.caption(f"A = {a}, B = {b}, on the test split of {dataset}: {n_users:,} users, each with "
+           "one held-out item ranked against every item they have not reviewed. Δ is the "
+           "mean per-user difference B − A; 95% CI: bootstrap over users; p: two-sided "
+           "Wilcoxon signed-rank test.")
+number = st.column_config.NumberColumn
+st.dataframe(view.comparison_table(report), hide_index=True, key="compare_table",
+             column_config={"Users": number(format="localized"),
+                            **{c: number(format="%.4f") for c in ("Mean A", "Mean B")},
+                            "Δ (B − A)": number(format="%+.4f"), "Δ %": number(format="%+.1f%%")})
+st.download_button("Download the comparison (CSV)", to_csv_bytes(view.comparison_csv_frame(report)),
+                   file_name=f"compare_{dataset}_{a}_vs_{b}.csv".replace(":", "-"),
+                   mime="text/csv", icon=":material/download:", key="compare_download")
+left, right = st.columns(2)
+left.plotly_chart(view.forest_figure(report), key="compare_forest")
+right.plotly_chart(view.category_figure(report.per_category), key="compare_categories")
+
+st.header("Per-user NDCG@10")
+counts = browse.win_loss(store, dataset, a, b)
+st.caption("Each point is the users with that pair of values (bigger: more users); above the "
+           "diagonal B ranks their held-out item better.")
+left, right = st.columns([3, 1])
+left.plotly_chart(view.user_scatter_figure(browse.user_metric_points(store, dataset, a, b)),
+                  key="compare_scatter")
+for label, key in (("B better for", "better"), ("B worse for", "worse"), ("Same for", "same")):
+    right.metric(label, f"{counts[key]:,} users", border=True)
+
+st.header("Users whose recommendations changed most")
+st.caption(f"The {view.CHANGED_USERS} users whose NDCG@10 moved most between A and B, and one "
+           "user's top-10 under each system, ranked as the evaluation ranked them.")
+view.show_changed_users(store, dataset, a, b, stamps)

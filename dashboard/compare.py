@@ -1,0 +1,332 @@
+"""The Compare page's helpers: system pickers, evaluate-on-demand, the report's table and figures.
+
+A *system* is a model version with a scorer, named ``"version:scorer"`` as in
+``mgi_core.evaluation.compare``. The pure helpers (``comparison_table``, ``forest_figure``,
+``category_figure``, ``user_scatter_figure``, ``changed_label``, ``format_p``) need no
+Streamlit. Widget state lives under ``compare_*`` keys.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard.charts import plain_label
+from dashboard.resources import show_error
+from mgi_core.errors import MgiError
+from mgi_core.evaluation import browse
+from mgi_core.evaluation.compare import ComparisonReport, compare, parse_spec
+from mgi_core.evaluation.protocol import evaluate
+from mgi_core.evaluation.stats import PairedResult
+from mgi_core.ranking.fusion import SCORERS
+from mgi_core.store import Store
+from mgi_core.store.versions import BASE_VERSION
+
+DEFAULT_A = f"{BASE_VERSION}:content_hybrid"
+DEFAULT_B_SCORER = "mgi_hybrid"
+METRIC_LABELS = {
+    "ndcg@10": "NDCG@10", "recall@10": "Recall@10", "mrr": "MRR", "ndcg@20": "NDCG@20",
+    "recall@20": "Recall@20", "hit@10": "HitRate@10", "hit@20": "HitRate@20",
+    "coverage@10": "Coverage@10", "diversity@10": "Diversity@10",
+    "category_entropy@10": "Category entropy@10",
+}
+MAX_CATEGORIES = 20  # categories drawn in the per-category bars (the largest)
+CHANGED_USERS = 5  # users offered in "changed most"; their lists are ranked on demand
+_MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+_HEIGHT = 380
+_UP, _DOWN, _FLAT = "#2b8a3e", "#c92a2a", "#868e96"
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def metric_label(metric: str) -> str:
+    """'ndcg@10' → 'NDCG@10'; unknown names pass through."""
+    return METRIC_LABELS.get(metric, metric)
+
+
+def format_p(p: float) -> str:
+    """A p-value for people: '< 0.001', '0.042', '1.000'; '—' when it could not be computed."""
+    if p is None or not math.isfinite(p):
+        return "—"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def verdict(result: PairedResult, alpha: float = 0.05) -> str:
+    """'B better' / 'B worse' when the CI excludes 0 on that side *and* p < alpha; else
+    'no clear difference' (the bootstrap CI and the Wilcoxon test can disagree on
+    mostly-tied per-user metrics: both must agree before the table calls it)."""
+    significant = math.isfinite(result.p_value) and result.p_value < alpha
+    if significant and result.ci_low > 0:
+        return "B better"
+    if significant and result.ci_high < 0:
+        return "B worse"
+    return "no clear difference"
+
+
+def default_systems(versions: Sequence[str]) -> tuple[str, str]:
+    """(A, B): base with content_hybrid, and the newest fine-tuned version with mgi_hybrid.
+
+    ``versions``: the selectable versions, newest first after base (``list_versions``
+    order). Without a fine-tuned version B is base with mgi_hybrid.
+    """
+    tuned = [v for v in versions if v != BASE_VERSION]
+    return DEFAULT_A, f"{tuned[0] if tuned else BASE_VERSION}:{DEFAULT_B_SCORER}"
+
+
+def comparison_table(report: ComparisonReport) -> pd.DataFrame:
+    """The report as a table for people: one row per metric, B − A with its CI and p.
+
+    Columns: Metric, Users, Mean A, Mean B, Δ (B − A), Δ % (of A; NaN when A is 0),
+    95% CI (text), p-value (text), Verdict (``verdict``).
+    """
+    rows = []
+    for r in report.results:
+        relative = r.diff / r.mean_a * 100 if r.mean_a else float("nan")
+        rows.append({
+            "Metric": metric_label(r.metric), "Users": r.n_users, "Mean A": r.mean_a,
+            "Mean B": r.mean_b, "Δ (B − A)": r.diff, "Δ %": relative,
+            "95% CI": f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]", "p-value": format_p(r.p_value),
+            "Verdict": verdict(r),
+        })
+    return pd.DataFrame(rows)
+
+
+def comparison_csv_frame(report: ComparisonReport) -> pd.DataFrame:
+    """The download: raw numbers, one row per metric, with the dataset and both systems."""
+    frame = pd.DataFrame([vars(r) for r in report.results])
+    frame.insert(0, "b", report.b)
+    frame.insert(0, "a", report.a)
+    frame.insert(0, "split", report.split)
+    frame.insert(0, "dataset", report.dataset)
+    return frame
+
+
+def _layout(fig: go.Figure, title: str, x: str, y: str, legend: bool = False) -> go.Figure:
+    fig.update_layout(title=title, margin=_MARGIN, height=_HEIGHT, showlegend=legend,
+                      legend={"orientation": "h", "y": -0.2, "x": 0})
+    fig.update_xaxes(title=x)
+    fig.update_yaxes(title=y)
+    return fig
+
+
+def _empty(title: str, message: str) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(title=title, margin=_MARGIN, height=_HEIGHT)
+    return fig
+
+
+def forest_figure(report: ComparisonReport) -> go.Figure:
+    """Δ (B − A) per metric with its 95% CI as error bars; a line marks no difference.
+
+    Metrics run top to bottom in report order, coloured by ``verdict``: green B better,
+    red B worse, grey no clear difference.
+    """
+    title = "Δ (B − A) with 95% CI"
+    results = [r for r in report.results if math.isfinite(r.diff)]
+    if not results:
+        return _empty(title, "No metric to compare")
+    colours = [{"B better": _UP, "B worse": _DOWN}.get(verdict(r), _FLAT) for r in results]
+    fig = go.Figure(go.Scatter(
+        x=[r.diff for r in results], y=[metric_label(r.metric) for r in results],
+        mode="markers", marker={"size": 10, "color": colours},
+        error_x={"type": "data", "symmetric": False,
+                 "array": [r.ci_high - r.diff for r in results],
+                 "arrayminus": [r.diff - r.ci_low for r in results]},
+        customdata=[[r.ci_low, r.ci_high, format_p(r.p_value)] for r in results],
+        hovertemplate="%{y}: Δ %{x:+.4f} [%{customdata[0]:+.4f}, %{customdata[1]:+.4f}], "
+        "p %{customdata[2]}<extra></extra>",
+    ))
+    fig.add_vline(x=0, line={"color": "#495057", "width": 1})
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, title, x="B − A (per user, averaged)", y="")
+
+
+def category_figure(per_category: pd.DataFrame) -> go.Figure:
+    """Mean NDCG@10 of A and B per L1 category of the held-out item (grouped bars).
+
+    ``per_category``: ``report.per_category`` (group, n_users, mean_a, mean_b, diff),
+    largest groups first; the first ``MAX_CATEGORIES`` are drawn, largest on top.
+    """
+    title = "NDCG@10 per category of the held-out item"
+    if per_category.empty:
+        return _empty(title, "No categories")
+    shown = per_category.head(MAX_CATEGORIES)
+    labels = [plain_label(g) for g in shown["group"]]
+    extra = shown[["n_users", "diff"]].to_numpy()
+    fig = go.Figure()
+    for column, name in (("mean_a", "A"), ("mean_b", "B")):
+        fig.add_trace(go.Bar(
+            y=labels, x=shown[column], name=name, orientation="h", customdata=extra,
+            hovertemplate=f"%{{y}} · {name}: %{{x:.3f}} (%{{customdata[0]:,}} users, "
+            "Δ %{customdata[1]:+.3f})<extra></extra>",
+        ))
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    fig = _layout(fig, title, x="mean NDCG@10", y="", legend=True)
+    fig.update_layout(height=max(_HEIGHT, 100 + 44 * len(shown)))
+    return fig
+
+
+def user_scatter_figure(points: pd.DataFrame) -> go.Figure:
+    """Users' NDCG@10 under A (x) and B (y), one marker per pair of values sized by its
+    users; above the diagonal B ranked the held-out item better.
+
+    ``points``: columns ``a``, ``b``, ``n_users``, ``users`` (``browse.user_metric_points``).
+    """
+    title = "NDCG@10 per user"
+    if points.empty:
+        return _empty(title, "No users evaluated by both systems")
+    n = points["n_users"].to_numpy()
+    examples = [plain_label(", ".join(users) + (", …" if k > len(users) else ""))
+                for users, k in zip(points["users"], n, strict=True)]
+    fig = go.Figure(go.Scatter(
+        x=points["a"], y=points["b"], mode="markers",
+        marker={"size": 6 + 30 * np.sqrt(n / n.max()), "opacity": 0.6, "color": "#3b5bdb",
+                "line": {"width": 0}},
+        customdata=np.column_stack([n, examples]),
+        hovertemplate="A %{x:.3f} → B %{y:.3f}: %{customdata[0]} users "
+        "(%{customdata[1]})<extra></extra>",
+    ))
+    fig.add_shape(type="line", x0=0, y0=0, x1=1, y1=1,
+                  line={"dash": "dash", "color": "#868e96", "width": 1})
+    fig.update_xaxes(range=[-0.05, 1.05], constrain="domain")
+    fig.update_yaxes(range=[-0.05, 1.05], scaleanchor="x", scaleratio=1)
+    fig = _layout(fig, title, x="A", y="B")
+    fig.update_layout(height=460)
+    return fig
+
+
+def changed_label(row: pd.Series) -> str:
+    """One line per user in the 'changed most' picker: 'U7 · NDCG@10 0.000 → 1.000'."""
+    return f"{row['user_id']} · NDCG@10 {row['a']:.3f} → {row['b']:.3f} ({row['diff']:+.3f})"
+
+
+def mark_lists(a: pd.DataFrame, b: pd.DataFrame, held_out: str | None) -> tuple[
+        pd.DataFrame, pd.DataFrame]:
+    """Both top-k lists with two flags: in the other list, and the user's held-out item."""
+    def flag(own: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
+        return own.assign(
+            **{"in both": own["item_id"].isin(other["item_id"]),
+               "held out": own["item_id"] == held_out})
+    return flag(a, b), flag(b, a)
+
+
+# ---------------------------------------------------------------- Streamlit helpers
+
+
+@st.cache_data(show_spinner="Comparing the two systems…", max_entries=64)
+def cached_compare(_store: Store, db: str, dataset: str, a: str, b: str, stamp_a: str,
+                   stamp_b: str) -> ComparisonReport:
+    """``compare`` (bootstrap CI over users), cached per stored evaluation (stamps)."""
+    return compare(_store, a, b, dataset)
+
+
+@st.cache_data(show_spinner="Ranking items for these users…", max_entries=64)
+def cached_lists(_store: Store, db: str, dataset: str, system: str, users: tuple[str, ...],
+                 stamp: str) -> dict[str, pd.DataFrame]:
+    """``browse.recommendation_lists`` for a few users, cached per stored evaluation."""
+    return browse.recommendation_lists(_store, dataset, system, list(users))
+
+
+def pick_system(side: str, versions: Sequence[str], default: str) -> str:
+    """'Version X' and 'Scorer X' select boxes; returns 'version:scorer'."""
+    state = st.session_state
+    version_key, scorer_key = f"compare_version_{side.lower()}", f"compare_scorer_{side.lower()}"
+    default_version, default_scorer = parse_spec(default)
+    if state.get(version_key) not in versions:
+        state[version_key] = default_version
+    if state.get(scorer_key) not in SCORERS:
+        state[scorer_key] = default_scorer
+    version = st.selectbox(f"Version {side}", versions, key=version_key)
+    scorer = st.selectbox(f"Scorer {side}", list(SCORERS), key=scorer_key,
+                          help="How items are ranked: one signal, or a fusion of signals "
+                          "with weights learned on the validation split.")
+    return f"{version}:{scorer}"
+
+
+def ready(store: Store, dataset: str, systems: Sequence[str]) -> bool:
+    """Whether both systems have stored evaluations of common users; else says what is missing.
+
+    A version without embeddings for the dataset points to the Train page; systems that
+    can be evaluated get one 'Evaluate' button, which evaluates them (and reruns).
+    """
+    missing = []
+    for name, system in zip("AB", systems, strict=True):
+        version, _ = parse_spec(system)
+        if not browse.has_embeddings(store, version, dataset):
+            what = ("Embed it with the pre-trained encoder: the Train page's 'Embed with the "
+                    "pre-trained encoder (base)' button" if version == BASE_VERSION else
+                    "Pick another version, or train one on this dataset")
+            st.warning(f"{name}: version {version} has no embeddings for {dataset}, so it "
+                       f"cannot rank its items. {what}.", icon=":material/warning:")
+            st.page_link("app_pages/train.py", label="Go to the Train page",
+                         icon=":material/model_training:")
+        elif browse.evaluation_stamp(store, dataset, system) is None:
+            st.info(f"{name}: {system} has no stored evaluation on {dataset} yet.",
+                    icon=":material/info:")
+            if system not in missing:
+                missing.append(system)
+    if missing and st.button("Evaluate", type="primary", key="compare_evaluate",
+                             icon=":material/play_arrow:",
+                             help="Rank every test user's held-out item with "
+                             f"{' and '.join(missing)} and store the per-user metrics."):
+        try:
+            with st.spinner(f"Evaluating {' and '.join(missing)} on {dataset}…"):
+                for version in dict.fromkeys(parse_spec(s)[0] for s in missing):
+                    scorers = [parse_spec(s)[1] for s in missing if parse_spec(s)[0] == version]
+                    evaluate(store, dataset, version, scorers)
+        except MgiError as exc:
+            show_error(exc)
+            return False
+        st.rerun()
+    if any(browse.evaluation_stamp(store, dataset, s) is None for s in systems):
+        return False
+    if not sum(browse.win_loss(store, dataset, *systems).values()):
+        st.info(f"No user of {dataset} was ranked by both systems. The evaluation holds out "
+                "the latest review of each user with at least 3 reviews; the dataset has no "
+                "such user.", icon=":material/info:")
+        return False
+    return True
+
+
+def show_changed_users(store: Store, dataset: str, a: str, b: str,
+                       stamps: tuple[str, str]) -> None:
+    """The users whose NDCG@10 moved most, and one's top-10 under A and B side by side."""
+    changed = browse.most_changed_users(store, dataset, a, b, n=CHANGED_USERS)
+    if changed.empty:
+        st.caption("No users evaluated by both systems.")
+        return
+    labels = {row["user_id"]: changed_label(row) for _, row in changed.iterrows()}
+    if st.session_state.get("compare_user") not in labels:  # other systems: other users
+        st.session_state["compare_user"] = next(iter(labels))
+    user = st.selectbox("User", list(labels), format_func=labels.get, key="compare_user")
+    row = changed.set_index("user_id").loc[user]
+    db = str(store.path)
+    users = tuple(changed["user_id"])
+    lists_a = cached_lists(store, db, dataset, a, users, stamps[0]).get(user)
+    lists_b = cached_lists(store, db, dataset, b, users, stamps[1]).get(user)
+    if lists_a is None or lists_b is None:
+        st.text(f"{user} is no longer in {dataset}.")
+        return
+    held = row["item_id"] if isinstance(row["item_id"], str) else None
+    title = row["title"] if isinstance(row["title"], str) else "no title"
+    marked = mark_lists(lists_a, lists_b, held)
+    st.text(f"Held-out item: {held} ({title}) · {int(marked[0]['in both'].sum())} of "
+            f"{len(lists_a)} items in both top-{len(lists_a)} lists.")
+    config = {"rank": st.column_config.NumberColumn("#", width=40),
+              "title": st.column_config.TextColumn("title", width=250),
+              **{flag: st.column_config.CheckboxColumn(flag, width=78)
+                 for flag in ("in both", "held out")}}
+    for column, side, system, frame in zip(st.columns(2), "AB", (a, b), marked, strict=True):
+        column.caption(f"{side}: {system}")
+        column.dataframe(frame, hide_index=True, column_config=config,
+                         column_order=["rank", "title", "in both", "held out"])
