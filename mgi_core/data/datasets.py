@@ -6,11 +6,13 @@ reviews into pandas.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import duckdb
 import pandas as pd
 
-from mgi_core.errors import DatasetNotFoundError
+from mgi_core.errors import DatasetNotFoundError, JobError
 from mgi_core.store import Store
 
 DATASET_COLUMNS = (
@@ -44,13 +46,71 @@ def get_dataset(store: Store, name: str) -> dict[str, Any]:
     )
 
 
+# Tables holding rows derived from one dataset, by their ``dataset`` column (the registry
+# row itself is ``datasets.name``). Vectors live in per-dimension tables, matched below.
+DATASET_TABLES = (
+    "reviews", "items", "ingest_rejects", "embedding_sets", "review_head_probs",
+    "user_profiles", "evaluations", "per_user_metrics", "fusion_weights", "jobs",
+)
+_VECTOR_TABLE = re.compile(r"(review_embeddings|item_embeddings|user_profile_vectors)_[0-9]+")
+RETIRED = "retired"
+
+
+def vector_tables(cur: duckdb.DuckDBPyConnection) -> list[str]:
+    """The per-dimension FLOAT[d] tables of the store (embeddings, profile vectors)."""
+    names = cur.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = current_schema() ORDER BY table_name"
+    ).fetchall()
+    return [n for (n,) in names if _VECTOR_TABLE.fullmatch(n)]
+
+
 def delete_dataset(store: Store, name: str) -> None:
-    """Remove a dataset and everything stored for it (one transaction)."""
+    """Remove a dataset and everything derived from it, in one transaction.
+
+    Gone: its reviews, items and rejected rows, every version's embeddings of it (review,
+    item, head probabilities), the user profiles, evaluations, per-user metrics, fusion
+    weights and finished job records made on it. Model versions *trained* on it keep their
+    row and training log (the Train page still shows what was trained, and how). A ready
+    one left with no embeddings of any dataset (a fine-tuned version is only embedded on
+    its own training data) becomes ``retired``, with a message that says why, so
+    ``get_version`` refuses it and ``list_versions(usable_only=True)`` leaves it out; and
+    ``list_versions(store, dataset=name)`` offers only runs made after the dataset's current
+    ingest, so a dataset added again under the same name starts clean. Other datasets, the
+    ``base`` version and its embeddings of them are untouched. Run folders on disk stay.
+
+    Raises:
+        DatasetNotFoundError: no dataset of that name.
+        JobError: a job is running on the dataset (its results would land on deleted data);
+            wait for it or cancel it on the Train page first.
+    """
+    from mgi_core.jobs.manager import refresh_jobs  # jobs import this module
+
     get_dataset(store, name)
+    refresh_jobs(store)  # a job whose process has ended is not running any more
+    running = store.cursor().execute(
+        "SELECT kind, version FROM jobs WHERE dataset = ? AND status = 'running'", [name]
+    ).fetchone()
+    if running is not None:
+        raise JobError(
+            f"A {running[0]} job ({running[1]}) is running on dataset {name!r}. Wait for it "
+            "to finish or cancel it on the Train page, then delete the dataset."
+        )
     with store.transaction() as tx:
-        for table in ("reviews", "items", "ingest_rejects", "datasets"):
-            column = "name" if table == "datasets" else "dataset"
-            tx.execute(f"DELETE FROM {table} WHERE {column} = ?", [name])
+        for table in vector_tables(tx):
+            tx.execute(f"DELETE FROM {table} WHERE dataset = ?", [name])
+        for table in DATASET_TABLES:
+            tx.execute(f"DELETE FROM {table} WHERE dataset = ?", [name])
+        tx.execute(
+            """UPDATE model_versions
+               SET status = ?, message = 'Its training dataset ' || dataset || ' was deleted on '
+                   || strftime(current_timestamp, '%Y-%m-%d %H:%M')
+                   || ' with its embeddings; train a new version on the data you use now.'
+               WHERE dataset = ? AND status = 'ready' AND NOT EXISTS (
+                   SELECT 1 FROM embedding_sets e WHERE e.version = model_versions.version)""",
+            [RETIRED, name],
+        )
+        tx.execute("DELETE FROM datasets WHERE name = ?", [name])
 
 
 def _frame(store: Store, sql: str, params: list[Any]) -> pd.DataFrame:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from mgi_core.config import ProfileConfig
-from mgi_core.data.datasets import get_dataset
+from mgi_core.data.datasets import get_dataset, vector_tables
 from mgi_core.errors import UnknownUserError
 from mgi_core.profiles.builder import UserProfiles, build_user_profiles
 from mgi_core.store import Store
@@ -130,9 +130,8 @@ def save_profiles(store: Store, profiles: UserProfiles) -> None:
         tx.unregister("_mgi_profile_vecs")
 
 
-def ensure_profiles(store: Store, dataset: str, version: str) -> None:
-    """Compute and store profiles once per (version, dataset)."""
-    n = (
+def _has_profiles(store: Store, dataset: str, version: str) -> bool:
+    return bool(
         store.cursor()
         .execute(
             "SELECT count(*) FROM user_profiles WHERE version = ? AND dataset = ?",
@@ -140,8 +139,97 @@ def ensure_profiles(store: Store, dataset: str, version: str) -> None:
         )
         .fetchone()[0]
     )
-    if not n:
+
+
+def ensure_profiles(store: Store, dataset: str, version: str) -> None:
+    """Compute and store profiles once per (version, dataset)."""
+    if not _has_profiles(store, dataset, version):
         save_profiles(store, compute_profiles(store, dataset, version))
+
+
+def last_liked_vectors(
+    reviews: pd.DataFrame, vectors: np.ndarray, config: ProfileConfig | None = None
+) -> dict[str, np.ndarray]:
+    """Each user's latest liked train review vector (latest review when none is liked).
+
+    The same rule as ``build_user_profiles``: reviews ordered by (user, ts), missing times
+    first, ties in row order. ``reviews`` and ``vectors`` (n, d) are row-aligned.
+    """
+    config = config or ProfileConfig()
+    frame = pd.DataFrame({
+        "user_id": reviews["user_id"].to_numpy(),
+        "ts": reviews["ts"].to_numpy(),
+        "liked": reviews["rating"].to_numpy(dtype=np.float64) >= config.like_threshold,
+        "row": np.arange(len(reviews)),
+    }).sort_values(["user_id", "ts"], na_position="first", kind="stable")
+    last = frame.groupby("user_id", sort=False)["row"].last()
+    last_liked = frame[frame["liked"]].groupby("user_id", sort=False)["row"].last()
+    rows = last_liked.reindex(last.index).fillna(last).astype(int)
+    return {user: vectors[row] for user, row in rows.items()}
+
+
+def stored_profiles(
+    store: Store,
+    dataset: str,
+    version: str,
+    embeddings: tuple[pd.DataFrame, np.ndarray] | None = None,
+) -> UserProfiles | None:
+    """The stored profiles of (version, dataset) as ``UserProfiles``; None when not stored.
+
+    Rows come back in ``vector_row`` order, as ``build_user_profiles`` made them, and
+    ``last_liked`` (not stored) is derived from the train embeddings.
+    """
+    if not _has_profiles(store, dataset, version):
+        return None
+    reviews, vectors = embeddings or load_train_embeddings(store, dataset, version)
+    d = int(vectors.shape[1])
+    table = f"user_profile_vectors_{d}"
+    if table not in vector_tables(store.cursor()):
+        return None
+    rows = (
+        store.cursor()
+        .execute(
+            """SELECT user_id, level, key, n_reviews, share, sentiment, head_prob, affinity,
+                  keywords, review_ids, cold, vector_row
+           FROM user_profiles WHERE version = ? AND dataset = ? ORDER BY vector_row""",
+            [version, dataset],
+        )
+        .df()
+    )
+    with store.reader() as cur:
+        arrow = cur.sql(
+            f"SELECT vector_row, vector FROM {table} WHERE version = ? AND dataset = ? "
+            "ORDER BY vector_row",
+            params=[version, dataset],
+        ).to_arrow_table()
+    n = arrow.num_rows
+    complete = np.arange(n)
+    if not (np.array_equal(arrow.column("vector_row").to_numpy(), complete)
+            and np.array_equal(rows["vector_row"].to_numpy(), complete)):
+        return None  # not one complete set: computed again by the caller
+    flat = arrow.column("vector").combine_chunks().values.to_numpy(zero_copy_only=False)
+    matrix = flat.astype(np.float32, copy=False).reshape(n, d)  # (m, d)
+    return UserProfiles(version, dataset, rows, matrix, last_liked_vectors(reviews, vectors))
+
+
+def load_profiles(
+    store: Store,
+    dataset: str,
+    version: str,
+    embeddings: tuple[pd.DataFrame, np.ndarray] | None = None,
+) -> UserProfiles:
+    """The profiles of (version, dataset): the stored ones, else computed and stored now.
+
+    ``embeddings``: the train reviews and their vectors when the caller has them already
+    (``load_train_embeddings``), so they are read once.
+    """
+    embeddings = embeddings or load_train_embeddings(store, dataset, version)
+    profiles = stored_profiles(store, dataset, version, embeddings)
+    if profiles is None:
+        profiles = compute_profiles(store, dataset, version, embeddings=embeddings)
+        if not store.read_only:  # a read-only store ranks with them all the same
+            save_profiles(store, profiles)
+    return profiles
 
 
 def user_profile(store: Store, dataset: str, version: str, user_id: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mgi_core.profiles.service import compute_profiles, load_train_embeddings
+from mgi_core.profiles.service import load_profiles, load_train_embeddings
 from mgi_core.ranking.features import FeatureContext, build_context
 from mgi_core.ranking.interactions import load_interactions
 from mgi_core.store import Store
@@ -27,7 +27,11 @@ def aligned_item_vectors(store: Store, dataset: str, version: str, items: np.nda
 def load_ranking_context(
     store: Store, dataset: str, version: str | None, with_mf: bool = True, seed: int = 0
 ) -> FeatureContext:
-    """Fit every feature source once: CF on train interactions, content from ``version``."""
+    """Fit every feature source once: CF on train interactions, content from ``version``.
+
+    The version's user profiles are the stored ones (``user_profiles``), computed and stored
+    first when absent, so the Profiles page and ranking share one computation.
+    """
     inter = load_interactions(store, dataset)
     item_vecs = profiles = None
     review_vecs: dict[int, np.ndarray] = {}
@@ -35,7 +39,7 @@ def load_ranking_context(
         get_version(store, version)
         item_vecs = aligned_item_vectors(store, dataset, version, inter.items)
         reviews, vectors = load_train_embeddings(store, dataset, version)
-        profiles = compute_profiles(store, dataset, version, embeddings=(reviews, vectors))
+        profiles = load_profiles(store, dataset, version, embeddings=(reviews, vectors))
         review_vecs = dict(zip(reviews["review_id"].astype(int), vectors, strict=True))
     ctx = build_context(inter, item_vecs, profiles, with_mf=with_mf, seed=seed)
     ctx.review_vecs = review_vecs

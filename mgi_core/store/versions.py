@@ -26,16 +26,22 @@ def _row_dict(names: list[str], row: tuple) -> dict[str, Any]:
 
 def list_versions(store: Store, dataset: str | None = None,
                   usable_only: bool = False) -> list[dict[str, Any]]:
-    """Versions, newest first. ``dataset``: those with embeddings for it (base included)."""
+    """Versions, newest first.
+
+    ``dataset``: those with embeddings for it (base included), and the runs on it that are
+    not ready (running, failed, cancelled) made since the dataset was ingested: a dataset
+    deleted and added again under its name is not offered the old one's versions.
+    """
     sql = f"SELECT {', '.join('v.' + c for c in VERSION_COLUMNS)} FROM model_versions v"
     params: list[Any] = []
     where = []
     if dataset is not None:
         where.append(
             "EXISTS (SELECT 1 FROM embedding_sets e WHERE e.version = v.version "
-            "AND e.dataset = ?) OR (v.dataset = ? AND v.status <> 'ready')"
+            "AND e.dataset = ?) OR (v.dataset = ? AND v.status <> 'ready' AND v.created_at "
+            ">= (SELECT d.created_at FROM datasets d WHERE d.name = ?))"
         )
-        params += [dataset, dataset]
+        params += [dataset, dataset, dataset]
     if usable_only:
         where.append("v.status = 'ready'")
     if where:

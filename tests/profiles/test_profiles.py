@@ -13,7 +13,13 @@ from mgi_core.config import ProfileConfig
 from mgi_core.data.ingest import ingest_file
 from mgi_core.profiles.builder import build_user_profiles, choose_k
 from mgi_core.profiles.keywords import CorpusFrequencies, ctfidf_keywords, tokenize
-from mgi_core.profiles.service import compute_profiles, save_profiles, user_profile
+from mgi_core.profiles.service import (
+    compute_profiles,
+    last_liked_vectors,
+    save_profiles,
+    stored_profiles,
+    user_profile,
+)
 from tests.fake_encoder import register_fake_version
 
 DEMO_VOCAB = ["headphones", "speaker", "lens", "camera", "laptop", "keyboard", "coffee",
@@ -98,3 +104,40 @@ def test_ctfidf_keywords_and_chinese_bigrams() -> None:
     assert words[0] == ["bass", "deep"] and set(words[1]) <= {"lens", "sharp", "zoom"}
     assert tokenize("音质很好") == ["音质", "质很", "很好"]
     assert "the" not in tokenize("The bass")
+
+
+def test_stored_profiles_read_back_equal_the_computed_ones(store) -> None:
+    ingest_file(store, DEMO_DIR / "reviews.csv", "demo")
+    register_fake_version(store, "demo", DEMO_VOCAB)
+    assert stored_profiles(store, "demo", "fake") is None  # nothing stored yet
+    computed = compute_profiles(store, "demo", "fake")
+    save_profiles(store, computed)
+    stored = stored_profiles(store, "demo", "fake")
+    assert stored is not None
+    # Same rows in the same (vector_row) order, same vectors (float32 in, float32 out).
+    cols = ["user_id", "level", "key", "n_reviews", "cold", "vector_row"]
+    pd.testing.assert_frame_equal(stored.rows[cols], computed.rows[cols], check_dtype=False)
+    np.testing.assert_allclose(stored.rows["affinity"], computed.rows["affinity"].astype(float))
+    np.testing.assert_array_equal(stored.vectors, computed.vectors)
+    # last_liked is not stored: it is derived again by the builder's rule, for every user.
+    assert stored.last_liked.keys() == computed.last_liked.keys()
+    for user, vector in computed.last_liked.items():
+        np.testing.assert_array_equal(stored.last_liked[user], vector, err_msg=user)
+    # A set missing vectors is not used (the caller computes and stores it again).
+    store.cursor().execute(f"DELETE FROM user_profile_vectors_{len(DEMO_VOCAB)} "
+                           "WHERE vector_row = 7")
+    assert stored_profiles(store, "demo", "fake") is None
+
+
+def test_last_liked_is_the_latest_liked_review_else_the_latest() -> None:
+    reviews = pd.DataFrame({
+        "user_id": ["u", "u", "u", "v", "v", "w"],
+        "rating": [5.0, 2.0, 4.0, 1.0, 2.0, 5.0],
+        # u: rows 0, 2 liked (>= 4); row 2 is later in time though earlier rows come first.
+        # v: nothing liked → its latest review (row 3: ts 2024-03). w: no timestamp.
+        "ts": pd.to_datetime(["2024-01-01", "2024-05-01", "2024-02-01", "2024-03-01",
+                              "2024-02-01", None]),
+    })
+    vecs = np.arange(6, dtype=np.float32)[:, None] * np.ones((1, 2), np.float32)  # row k → k
+    out = last_liked_vectors(reviews, vecs)
+    assert {u: int(v[0]) for u, v in out.items()} == {"u": 2, "v": 3, "w": 5}

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
+from mgi_core.cli import DEMO_DIR
 from mgi_core.data.ingest import ingest_file
 from mgi_core.errors import ConfigError, UnknownUserError
 from mgi_core.evaluation.compare import compare
 from mgi_core.evaluation.protocol import evaluate
-from mgi_core.ranking.features import compute_features, item_knn_similarity
-from mgi_core.ranking.model import load_ranking_context
+from mgi_core.profiles import service
+from mgi_core.profiles.service import ensure_profiles, load_train_embeddings
+from mgi_core.ranking.features import (
+    ALL_FEATURES,
+    build_context,
+    compute_features,
+    fit_mf,
+    item_knn_similarity,
+)
+from mgi_core.ranking.fusion import fused
+from mgi_core.ranking.interactions import load_interactions
+from mgi_core.ranking.model import aligned_item_vectors, load_ranking_context
 from mgi_core.ranking.recommend import Recommender, recommend
 from tests.conftest import write_csv
 from tests.fake_encoder import register_fake_version
@@ -114,3 +128,82 @@ def test_evaluate_stores_paired_per_user_metrics_and_compares(fake_store) -> Non
     assert frame.loc["ndcg@10", "n_users"] == 4
     assert frame.loc["ndcg@10", "diff"] == pytest.approx(
         summary.loc["content", "ndcg@10"] - summary.loc["popularity", "ndcg@10"])
+
+
+DEMO_VOCAB = ["headphones", "speaker", "lens", "camera", "laptop", "keyboard", "coffee",
+              "knife", "novel", "plot", "bike", "tent", "battery", "sound"]
+
+
+def _recomputed_context(store, dataset: str, version: str):
+    """The context as load_ranking_context built it before profiles were read back."""
+    inter = load_interactions(store, dataset)
+    reviews, vectors = load_train_embeddings(store, dataset, version)
+    profiles = service.compute_profiles(store, dataset, version, embeddings=(reviews, vectors))
+    item_vecs = aligned_item_vectors(store, dataset, version, inter.items)
+    return build_context(inter, item_vecs, profiles, with_mf=False)
+
+
+@pytest.mark.parametrize("dataset", ["toy", "demo"])
+def test_ranking_from_stored_profiles_equals_recomputed(store, tmp_path, monkeypatch,
+                                                        dataset) -> None:
+    if dataset == "toy":
+        ingest_file(store, write_csv(tmp_path / "r.csv", _rows()), "toy")
+        register_fake_version(store, "toy", VOCAB)
+    else:  # 300 users, cold ones, several fine interests per user
+        ingest_file(store, DEMO_DIR / "reviews.csv", "demo")
+        register_fake_version(store, "demo", DEMO_VOCAB)
+    expected = _recomputed_context(store, dataset, "fake")
+    ensure_profiles(store, dataset, "fake")
+
+    def no_recompute(*args, **kwargs):
+        raise AssertionError("profiles were recomputed although they are stored")
+
+    monkeypatch.setattr(service, "compute_profiles", no_recompute)
+    ctx = load_ranking_context(store, dataset, "fake", with_mf=False)
+    users = np.arange(ctx.inter.n_users)
+    names = tuple(n for n in ALL_FEATURES if n != "mf")
+    got, want = compute_features(ctx, users, names), compute_features(expected, users, names)
+    assert set(got) == set(want) == set(names)
+    for name in names:
+        np.testing.assert_allclose(got[name], want[name], atol=1e-6, err_msg=name)
+    # The fused score over every feature (weight 1 each) is the same to 1e-6 as well.
+    exclude = ctx.inter.train[users].toarray() > 0
+    weights = dict.fromkeys(names, 1.0)
+    np.testing.assert_allclose(fused(got, weights, exclude), fused(want, weights, exclude),
+                               atol=1e-6)
+
+
+def test_ranking_context_stores_the_profiles_it_computes(fake_store) -> None:
+    def n_rows() -> int:
+        return fake_store.cursor().execute(
+            "SELECT count(*) FROM user_profiles WHERE version = 'fake' AND dataset = 'toy'"
+        ).fetchone()[0]
+
+    assert n_rows() == 0
+    load_ranking_context(fake_store, "toy", "fake", with_mf=False)
+    # 4 users → 4 overall rows at least; the Profiles page then finds them stored.
+    assert n_rows() >= 4
+    before = n_rows()
+    load_ranking_context(fake_store, "toy", "fake", with_mf=False)
+    assert n_rows() == before
+
+
+def test_fit_mf_emits_no_blas_thread_warning(monkeypatch) -> None:
+    import implicit.utils
+    from implicit.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    if not any(api["user_api"] == "blas" for api in threadpool_info()):
+        pytest.skip("threadpoolctl sees no BLAS here: implicit has nothing to warn about")
+    train = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 1, 1, 0], [1, 0, 0, 1]], np.float32))
+    with threadpool_limits(2, "blas"):  # a BLAS with 2 threads: implicit would warn
+        # Control: the check itself warns once per process, so it is re-armed here.
+        monkeypatch.setattr(implicit.utils, "_checked_blas_config", False)
+        with pytest.warns(RuntimeWarning, match="is configured to use 2 threads"):
+            AlternatingLeastSquares(factors=2, use_gpu=False)
+        monkeypatch.setattr(implicit.utils, "_checked_blas_config", False)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            user_factors, item_factors = fit_mf(train, factors=2)
+    assert [str(w.message) for w in caught] == []
+    assert user_factors.shape == (3, 2) and item_factors.shape == (4, 2)
