@@ -68,16 +68,24 @@ def _class_weights(counts: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 class Losses:
-    """Per-task loss functions with the configured class-imbalance handling."""
+    """Per-task loss functions with the configured class-imbalance handling.
+
+    ``overall``: binary cross-entropy with balanced class weights; category tasks: cross-entropy
+    with inverse square-root frequency weights (mean 1 over present classes).
+    """
 
     def __init__(self, data: TaskData, config: TrainConfig, device: torch.device) -> None:
         self.config = config
-        self.pos_weight = None
+        self.binary_weights: tuple[float, float] | None = None  # (negative, positive)
         self.weights: dict[str, torch.Tensor | None] = {}
         balance = config.balance == "class_weights"
         if "overall" in data.tasks and balance:
-            neg, pos = data.class_counts["overall"]
-            self.pos_weight = torch.tensor(neg / max(pos, 1), dtype=torch.float32, device=device)
+            # Balanced: each class carries half the loss and the mean sample weight is 1, so
+            # the loss keeps its scale beside the other tasks (a pos_weight of neg/pos < 1 on
+            # mostly-liked data would shrink it to a third and starve the encoder of it).
+            neg, pos = (max(int(c), 1) for c in data.class_counts["overall"])
+            n = neg + pos
+            self.binary_weights = (n / (2 * neg), n / (2 * pos))
         for task in ("category", "subcategory"):
             if task in data.tasks:
                 counts = data.class_counts[task]
@@ -85,9 +93,11 @@ class Losses:
 
     def classification(self, task: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if task == "overall":
-            return F.binary_cross_entropy_with_logits(
-                logits[:, 0], y.float(), pos_weight=self.pos_weight
-            )
+            weight = None
+            if self.binary_weights is not None:
+                w_neg, w_pos = self.binary_weights
+                weight = torch.where(y > 0, w_pos, w_neg).float()
+            return F.binary_cross_entropy_with_logits(logits[:, 0], y.float(), weight=weight)
         return F.cross_entropy(logits, y, weight=self.weights[task], ignore_index=IGNORE)
 
     def match(self, anchors: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:

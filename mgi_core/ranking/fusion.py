@@ -6,11 +6,17 @@ and add them with weights. ``untuned_hybrid`` uses fixed weights (content + item
 0.5 × popularity); the others learn their weights on the validation split with a pairwise
 logistic model (the held-out validation item against sampled unseen items), so nothing of
 the test split is used. Weights may come out zero or negative.
+
+Learned weights come per segment: users with one train review (cold) get their own weights
+under the key ``"cold"`` when validation has enough of them, because a single review makes
+item-kNN and content evidence far thinner than a history does; ``fused`` picks each user's
+segment from the train items it excludes, so evaluation and ``recommend`` rank alike.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -69,13 +75,35 @@ def zscore_rows(m: np.ndarray, exclude: np.ndarray) -> np.ndarray:
     return np.where(cand, z, 0.0)
 
 
+COLD = "cold"  # key of the cold-user weights inside a weights dict
+MIN_SEGMENT_USERS = 30  # validation users a segment needs for weights of its own
+
+
+def cold_rows(exclude: np.ndarray) -> np.ndarray:
+    """(n_users,) True where the user has at most one train item (the cold segment)."""
+    return exclude.sum(axis=1) <= 1
+
+
+def split_weights(
+    weights: dict[str, Any],
+) -> tuple[dict[str, float], dict[str, float] | None]:
+    """(weights for users with a history, weights for cold users or None)."""
+    warm = {k: float(v) for k, v in weights.items() if k != COLD}
+    cold = weights.get(COLD)
+    return warm, ({k: float(v) for k, v in cold.items()} if cold else None)
+
+
 def fused(
-    features: dict[str, np.ndarray], weights: dict[str, float], exclude: np.ndarray
+    features: dict[str, np.ndarray], weights: dict[str, Any], exclude: np.ndarray
 ) -> np.ndarray:
+    """Σ_f w_f · z_f per user, with the cold segment's weights for cold users if given."""
+    warm, cold = split_weights(weights)
+    rows = cold_rows(exclude) if cold else np.zeros(len(exclude), dtype=bool)
     total = np.zeros(exclude.shape)
-    for name, w in weights.items():
-        if w and name in features:
-            total += w * zscore_rows(features[name], exclude)
+    for name in dict.fromkeys([*warm, *(cold or {})]):
+        w = np.where(rows, (cold or {}).get(name, 0.0), warm.get(name, 0.0))  # (n_users,)
+        if name in features and np.any(w):
+            total += w[:, None] * zscore_rows(features[name], exclude)
     return total
 
 
@@ -86,8 +114,13 @@ def learn_weights(
     n_negatives: int = 50,
     seed: int = 0,
     c: float = 1.0,
-) -> dict[str, float]:
-    """Pairwise logistic weights from validation targets (positive vs sampled unseen items)."""
+    segments: bool = True,
+) -> dict[str, Any]:
+    """Pairwise logistic weights from validation targets (positive vs sampled unseen items).
+
+    With ``segments``, cold users (one train item) get weights of their own under ``"cold"``
+    when validation holds at least ``MIN_SEGMENT_USERS`` cold and warm users each.
+    """
     from sklearn.linear_model import LogisticRegression
 
     inter = ctx.inter
@@ -100,16 +133,28 @@ def learn_weights(
     names = tuple(n for n in names if n in feats)
     z = np.stack([zscore_rows(feats[n], exclude) for n in names], axis=-1)  # (u, i, f)
     rng = np.random.default_rng(seed)
-    diffs = []
-    for row, (u_pos, item) in enumerate(zip(range(len(users)), targets["i"], strict=True)):
+    diffs, row_of = [], []
+    for row, item in enumerate(targets["i"]):
         cand = np.flatnonzero(~exclude[row])
         cand = cand[cand != item]
         if not len(cand):
             continue
         neg = rng.choice(cand, size=min(n_negatives, len(cand)), replace=False)
-        diffs.append(z[u_pos, item][None, :] - z[u_pos, neg])
-    x = np.concatenate(diffs)
-    x = np.concatenate([x, -x])
-    y = np.concatenate([np.ones(len(x) // 2), np.zeros(len(x) // 2)])
-    model = LogisticRegression(fit_intercept=False, C=c, max_iter=1000).fit(x, y)
-    return {n: float(w) for n, w in zip(names, model.coef_[0], strict=True)}
+        diffs.append(z[row, item][None, :] - z[row, neg])  # (n_neg, f)
+        row_of.append(np.full(len(neg), row))
+    if not diffs:
+        return dict.fromkeys(names, 1.0)
+    x, rows = np.concatenate(diffs), np.concatenate(row_of)
+
+    def fit(keep: np.ndarray) -> dict[str, float]:
+        xs = np.concatenate([x[keep], -x[keep]])
+        y = np.concatenate([np.ones(int(keep.sum())), np.zeros(int(keep.sum()))])
+        model = LogisticRegression(fit_intercept=False, C=c, max_iter=1000).fit(xs, y)
+        return {n: float(w) for n, w in zip(names, model.coef_[0], strict=True)}
+
+    cold_user = cold_rows(exclude)
+    n_cold = len(np.unique(rows[cold_user[rows]]))
+    n_warm = len(np.unique(rows[~cold_user[rows]]))
+    if not segments or min(n_cold, n_warm) < MIN_SEGMENT_USERS:
+        return fit(np.ones(len(x), dtype=bool))
+    return {**fit(~cold_user[rows]), COLD: fit(cold_user[rows])}

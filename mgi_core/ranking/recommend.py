@@ -3,8 +3,10 @@
 Each recommended item carries its score broken down per feature (the weighted z-scores
 that add up to the fused score, grouped by granularity) and the user's past train reviews
 whose embeddings match the item best. Items the user reviewed in train are excluded.
-Cold users (one train review) get an explicit fallback: popularity within the categories
-they touched, blended with content match to that single review.
+Cold users (one train review) are ranked with the cold segment's fusion weights, learned on
+validation users with one train review (the same weights evaluation uses); where there are
+none (a single-feature scorer, or too few such users) they get an explicit fallback:
+popularity within the categories they touched, blended with content match to that review.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from mgi_core.errors import ConfigError, UnknownUserError
 from mgi_core.ranking.features import FeatureContext, compute_features
-from mgi_core.ranking.fusion import SCORERS, fused, learn_weights, zscore_rows
+from mgi_core.ranking.fusion import SCORERS, fused, learn_weights, split_weights, zscore_rows
 from mgi_core.ranking.model import load_ranking_context
 from mgi_core.store import Store
 
@@ -34,6 +36,19 @@ GRANULARITY = {
     "popularity": "popularity",
 }
 COLD_WEIGHTS = {"content": 1.0, "affinity_l1": 1.0, "popularity": 1.0}
+
+
+def weights_for(weights: dict[str, Any], cold: bool) -> dict[str, float]:
+    """The weights one user is ranked with: the segment's, or the cold fallback."""
+    warm, cold_weights = split_weights(weights)
+    return (cold_weights or COLD_WEIGHTS) if cold else warm
+
+
+def cold_note(weights: dict[str, Any]) -> str:
+    if split_weights(weights)[1]:
+        return ("Cold user (one review): ranked with the weights learned for one-review users "
+                "on the validation split.")
+    return "Cold user (one review): popularity in their categories plus similarity to that review."
 
 
 @dataclass
@@ -79,7 +94,7 @@ def recommend_with_context(
     exclude = inter.train[u].toarray() > 0
     seen = int(exclude.sum())
     cold = seen <= 1
-    use = COLD_WEIGHTS if cold else weights
+    use = weights_for(weights, cold)
     feats = compute_features(ctx, u, tuple(use))
     contrib = {n: w * zscore_rows(feats[n], exclude)[0] for n, w in use.items() if n in feats}
     total = fused(feats, use, exclude)[0]
@@ -181,13 +196,8 @@ class Recommender:
             "version": self.version,
             "scorer": self.scorer,
             "cold_start": cold,
-            "note": (
-                "Cold user (one review): popularity in their categories plus similarity to "
-                "that review."
-            )
-            if cold
-            else None,
-            "weights": COLD_WEIGHTS if cold else self.weights,
+            "note": cold_note(self.weights) if cold else None,
+            "weights": weights_for(self.weights, cold),
             "items": [r.to_dict() for r in recs],
         }
 

@@ -171,7 +171,7 @@ def test_picking_a_cold_user_shows_the_fallback(demo_db: Path) -> None:
     at = _run(at)
     assert _metrics(at)["Train reviews"] == "1"
     assert "Cold user" in _texts(at.warning)
-    assert "popularity in their categories" in _texts(at.info)  # the ranking's own note
+    assert "Cold user (one review)" in _texts(at.info)  # the ranking's own note
     assert len(_frame(at, "score")) == 10
 
 
