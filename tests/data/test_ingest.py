@@ -158,7 +158,7 @@ def test_quoted_newlines_and_malformed_rows_keep_line_numbers(store, tmp_path) -
     [
         (b"", "is empty"),
         (b"   \n\n", "is empty"),
-        ("user_id,item_id,text,rating\n".encode(), "header but no data rows"),
+        (b"user_id,item_id,text,rating\n", "header but no data rows"),
         (bytes(range(256)) * 40, "binary"),
     ],
 )
@@ -183,8 +183,8 @@ def test_strict_mode_is_all_or_nothing(store, tmp_path) -> None:
 
 
 def test_all_rows_invalid_is_a_rejected_file(store, tmp_path) -> None:
-    rows = [r[:3] + ["bad"] + r[4:] for r in small_rows()]
-    with pytest.raises(DataValidationError, match="No valid rows.*rating is not a number: 8"):
+    rows = [[*r[:3], "bad", *r[4:]] for r in small_rows()]
+    with pytest.raises(DataValidationError, match=r"No valid rows.*rating is not a number: 8"):
         ingest_file(store, write_csv(tmp_path / "x.csv", rows), "x")
     assert table_counts(store)["reviews"] == 0
 
@@ -247,7 +247,7 @@ def test_timestamps_in_seconds_milliseconds_and_dates(store, tmp_path) -> None:
 
 
 def test_category_separator_is_configurable(store, tmp_path) -> None:
-    rows = [r[:5] + [r[5].replace(" > ", "/")] + r[6:] for r in small_rows()]
+    rows = [[*r[:5], r[5].replace(" > ", "/"), *r[6:]] for r in small_rows()]
     ingest_file(store, write_csv(tmp_path / "c.csv", rows), "c",
                 config=IngestConfig(category_separator="/"))
     l3 = store.cursor().execute("SELECT l3 FROM items WHERE item_id = 'i1'").fetchone()[0]
