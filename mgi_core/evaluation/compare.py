@@ -39,6 +39,21 @@ def per_user_frame(
         .df()
     )
     if long.empty:
+        evaluated = (
+            store.cursor()
+            .execute(
+                "SELECT count(*) FROM evaluations WHERE dataset = ? AND version = ? AND "
+                "scorer = ? AND split = ?",
+                [dataset, version, scorer, split],
+            )
+            .fetchone()[0]
+        )
+        if evaluated:
+            raise MgiError(
+                f"{version}:{scorer} was evaluated on {dataset}, but no user had a held-out "
+                f"{split} review to rank: the protocol holds out each user's last reviews, so "
+                "it needs users with at least 3 reviews. Add more reviews per user."
+            )
         raise MgiError(
             f"No evaluation of {version}:{scorer} on {dataset} ({split}). Run it first: "
             f"python -m mgi_core evaluate --dataset {dataset} --version {version} "
