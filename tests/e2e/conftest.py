@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -40,13 +40,13 @@ def _free_port() -> int:
 
 
 class Server:
-    """`streamlit run app.py` on a free port with its own database file."""
+    """`streamlit run app.py` on a free port with its own database file (and ``env`` on top)."""
 
-    def __init__(self, db: Path, log: Path) -> None:
+    def __init__(self, db: Path, log: Path, env: Mapping[str, str] | None = None) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.db = db
-        env = {**os.environ, "MGI_DB": str(db)}
+        env = {**os.environ, "MGI_DB": str(db), **(env or {})}
         self._log = open(log, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port",
@@ -92,7 +92,14 @@ def demo_server(tmp_path_factory) -> Iterator[Server]:
 
 
 @pytest.fixture
-def page(demo_server):
+def page(demo_server, browser_page):
+    """A browser tab for the demo dashboard (navigate to ``demo_server.url``)."""
+    return browser_page
+
+
+@pytest.fixture
+def browser_page():
+    """A fresh browser tab (1400×1000) in Debian's chromium; skips without the browser."""
     _need_browser()
     from playwright.sync_api import sync_playwright
 
@@ -110,11 +117,36 @@ def page(demo_server):
         browser.close()
 
 
-def wait_idle(pg) -> None:
-    """Wait until the app's script run has finished."""
-    pg.wait_for_selector(APP_IDLE, timeout=90_000)
+def wait_idle(pg, timeout: float = 90, settle: float = 10) -> None:
+    """Wait until the app's script run has finished and the page has stopped changing.
+
+    The browser draws a run's elements (metrics, tables, charts) for a while after the
+    script state turns 'notRunning' (seconds on a busy machine), so this also waits until
+    the page's element count and text length hold still for a moment (at most ``settle``
+    seconds: a live progress panel never holds still). Assertions on something specific
+    should still use Playwright's ``expect``, which retries.
+    """
+    pg.wait_for_selector(APP_IDLE, timeout=timeout * 1000)
     pg.wait_for_timeout(300)
-    pg.wait_for_selector(APP_IDLE, timeout=90_000)
+    pg.wait_for_selector(APP_IDLE, timeout=timeout * 1000)
+    _settle(pg, settle)
+
+
+def _settle(pg, limit: float, quiet: float = 1.0) -> None:
+    deadline = time.monotonic() + limit
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        signature = pg.evaluate(_SIGNATURE)
+        if signature != last:
+            last, since = signature, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+        pg.wait_for_timeout(100)
+
+
+_SIGNATURE = ("() => [document.querySelectorAll('*').length, document.body.innerText.length, "
+              "document.querySelector(\"[data-testid='stApp']\")"
+              "?.getAttribute('data-test-script-state')].join(':')")
 
 
 def assert_no_exception(pg) -> None:
