@@ -35,6 +35,8 @@ with left:
     a = view.pick_system("A", versions, default_a)
 with right:
     b = view.pick_system("B", versions, default_b)
+if (note := view.systems_note(a, b, (default_a, default_b))) is not None:
+    st.caption(note)
 if a == b:
     st.info("A and B are the same system: pick another version or scorer for one of them.",
             icon=":material/info:")
@@ -74,7 +76,7 @@ left, right = st.columns([3, 1])
 left.plotly_chart(view.user_scatter_figure(browse.user_metric_points(store, dataset, a, b)),
                   key="compare_scatter")
 for label, key in (("B better for", "better"), ("B worse for", "worse"), ("Same for", "same")):
-    right.metric(label, f"{counts[key]:,} users", border=True)
+    right.metric(label, view.users_text(counts[key]), border=True)
 
 st.header("Users whose recommendations changed most")
 st.caption(f"The {view.CHANGED_USERS} users whose NDCG@10 moved most between A and B, and one "

@@ -63,13 +63,14 @@ if evaluations.empty:
     st.page_link("app_pages/compare.py", label="Go to the Compare page",
                  icon=":material/compare_arrows:")
     st.stop()
-st.caption("Every stored evaluation of a version with a scorer on the test split: means over "
-           "users (coverage, diversity and category entropy of the top-10 lists).")
+st.caption("Every stored evaluation of a version with a scorer on the test split: how well "
+           "the held-out item ranked (NDCG@10, Recall@10, MRR, HitRate@10: means over users), "
+           "the share of the catalogue the top-10 lists cover, and their mean diversity.")
 shown_table = view.evaluation_display(evaluations)
 st.dataframe(shown_table, hide_index=True, key="metrics_evaluations", column_config={
-    "n_users": st.column_config.NumberColumn("users", format="localized"),
-    "evaluated_at": st.column_config.DatetimeColumn("evaluated", format="YYYY-MM-DD HH:mm"),
-    **{c: st.column_config.NumberColumn(format="%.4f") for c in shown_table.columns[3:]}})
+    "users": st.column_config.NumberColumn(format="localized", width="small"),
+    "evaluated": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+    **{c: st.column_config.NumberColumn(format="%.3f") for c in shown_table.columns[2:-1]}})
 st.plotly_chart(view.evaluation_figure(evaluations), key="metrics_evaluation_bars")
 st.subheader("Per category")
 st.caption("Mean NDCG@10 of the users whose held-out item is in each L1 category (the "

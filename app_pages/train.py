@@ -22,10 +22,11 @@ if not stored:
     st.stop()
 
 job = training.current_job(store)
-training.track_job(store, job)
-if job is not None:
-    st.header("Running job")
-    training.progress_panel(store)
+with st.container():  # one slot, job or not: the form below keeps its place on the page
+    training.track_job(store, job)
+    if job is not None:
+        st.header("Running job")
+        training.progress_panel(store)
 
 st.header("New training run")
 names = [d["name"] for d in stored]
@@ -57,7 +58,8 @@ with right.container(horizontal=True):
     else:
         st.caption("Every encoder weight is trained: use a small learning rate (2e-5).")
 
-with st.expander("Hyper-parameters"):
+# Stateful (key + on_change): an opened expander stays open when Train or Embed reruns the page.
+with st.expander("Hyper-parameters", key="train_hyper_open", on_change="rerun"):
     a, b, c, d = st.columns(4)
     a.number_input("Epochs", 1, 1000, D.epochs, key="train_epochs", help=H("epochs"))
     b.number_input("Batch size", 2, 4096, D.batch_size, key="train_batch_size",
@@ -94,4 +96,4 @@ training.show_last_error("train_error")
 
 st.header("Model versions")
 st.caption("Every version, newest first; metrics are the best epoch's validation scores.")
-training.show_versions(store)
+training.show_versions(store, job)

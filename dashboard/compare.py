@@ -1,9 +1,9 @@
 """The Compare page's helpers: system pickers, evaluate-on-demand, the report's table and figures.
 
 A *system* is a model version with a scorer, named ``"version:scorer"`` as in
-``mgi_core.evaluation.compare``. The pure helpers (``comparison_table``, ``forest_figure``,
-``category_figure``, ``user_scatter_figure``, ``changed_label``, ``format_p``) need no
-Streamlit. Widget state lives under ``compare_*`` keys.
+``mgi_core.evaluation.compare``. The pure helpers (``systems_note``, ``users_text``,
+``comparison_table``, ``forest_figure``, ``category_figure``, ``user_scatter_figure``,
+``changed_label``, ``format_p``) need no Streamlit. Widget state lives under ``compare_*`` keys.
 """
 
 from __future__ import annotations
@@ -77,6 +77,30 @@ def default_systems(versions: Sequence[str]) -> tuple[str, str]:
     """
     tuned = [v for v in versions if v != BASE_VERSION]
     return DEFAULT_A, f"{tuned[0] if tuned else BASE_VERSION}:{DEFAULT_B_SCORER}"
+
+
+def systems_note(a: str, b: str, defaults: tuple[str, str]) -> str | None:
+    """A caption when A and B differ in both encoder version and scorer, else None.
+
+    Such a Δ mixes what the encoder learned with how the scorer ranks; the default pair
+    (``default_systems``) is one, on purpose.
+    """
+    (version_a, scorer_a), (version_b, scorer_b) = parse_spec(a), parse_spec(b)
+    if version_a == version_b or scorer_a == scorer_b:
+        return None
+    if (a, b) == tuple(defaults):
+        return ("The default pits the best MGI configuration (the newest version with "
+                f"{DEFAULT_B_SCORER}) against the base-encoder hybrid: it changes the encoder "
+                "and the scorer at once. Set the same scorer on both sides to compare "
+                "encoders only.")
+    return ("A and B differ in both the version and the scorer, so Δ mixes the two. Set the "
+            "same scorer on both sides to compare encoders only, or the same version to "
+            "compare scorers only.")
+
+
+def users_text(n: int) -> str:
+    """'1 user', '4 users', '1,234 users'."""
+    return f"{n:,} user" + ("" if n == 1 else "s")
 
 
 def comparison_table(report: ComparisonReport) -> pd.DataFrame:

@@ -18,6 +18,8 @@ from dashboard.training import HEADLINE, versions_frame
 
 MAX_CURVE_VERSIONS = 6  # newest fine-tuned versions given a tab of training curves
 BAR_METRICS = ("ndcg@10", "recall@10")
+# The evaluation table's metrics: the held-out item's rank, then the top-10 lists' breadth.
+TABLE_METRICS = ("ndcg@10", "recall@10", "mrr", "hit@10", "coverage@10", "diversity@10")
 _MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
 _HEIGHT = 380
 
@@ -66,10 +68,18 @@ def validation_figure(table: pd.DataFrame) -> go.Figure:
     return _layout(fig, title, x="", y="score")
 
 
-def evaluation_display(table: pd.DataFrame) -> pd.DataFrame:
-    """``browse.evaluation_table`` with people's metric names, the system as its name only."""
-    shown = table.drop(columns=["version", "scorer"])
-    return shown.rename(columns={c: metric_label(c) for c in shown.columns})
+def evaluation_display(table: pd.DataFrame,
+                       metrics: Sequence[str] = TABLE_METRICS) -> pd.DataFrame:
+    """``browse.evaluation_table`` narrowed to fit the page: system, users, ``metrics`` (with
+    people's names, those stored), evaluated.
+
+    The 20-item metrics and the category entropy are left out (the Compare page has the
+    @20 ones); a metric no system stored is not a column.
+    """
+    present = [m for m in metrics if m in table.columns]
+    shown = table[["system", "n_users", *present, "evaluated_at"]]
+    return shown.rename(columns={"n_users": "users", "evaluated_at": "evaluated",
+                                 **{m: metric_label(m) for m in present}})
 
 
 def evaluation_figure(table: pd.DataFrame, metrics: Sequence[str] = BAR_METRICS) -> go.Figure:

@@ -1,10 +1,11 @@
 """The Train page's helpers: config from the form, job start/cancel, progress panel, figures.
 
 Widget state lives in ``st.session_state`` under ``train_*`` keys. The pure helpers
-(``build_config``, ``format_duration``, ``progress_bar``, ``events_from_log``,
-``loss_figure``, ``validation_figure``, ``versions_frame``) need no Streamlit; the figure
-builders are functions of the job's event list (``kind`` 'step' / 'epoch', as written to
-``metrics.jsonl``), so a running job and a finished version draw the same curves.
+(``build_config``, ``format_duration``, ``elapsed_s``, ``progress_bar``, ``events_from_log``,
+``loss_figure``, ``validation_figure``, ``versions_frame``, ``versions_note``) need no
+Streamlit; the figure builders are functions of the job's event list (``kind`` 'step' /
+'epoch', as written to ``metrics.jsonl``), so a running job and a finished version draw the
+same curves.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -50,6 +52,7 @@ PHASES = {
     "embedding": "Embedding the reviews", "done": "Done", "cancelled": "Cancelled",
     "failed": "Failed",
 }
+BASE_STRATEGY = "pre-trained"  # the base version's strategy in the versions table
 _MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
 _HEIGHT = 340
 
@@ -234,15 +237,24 @@ def validation_figure(events: Sequence[Mapping[str, Any]]) -> go.Figure:
     return _layout(fig, title, x="epoch", y="score")
 
 
-def versions_frame(versions: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """The versions table: one row per version with its headline validation metrics."""
+def versions_frame(versions: Sequence[Mapping[str, Any]],
+                   embedded: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
+    """The versions table: one row per version with its headline validation metrics.
+
+    The base version is not trained on a dataset: its strategy reads ``BASE_STRATEGY`` and
+    its dataset the datasets it has embedded (``embedded``: version → dataset names, as
+    ``embedded_datasets`` gives), '—' when none.
+    """
     rows = []
     for v in versions:
         metrics = v.get("metrics") or {}
+        dataset, strategy = v.get("dataset"), v.get("strategy")
+        if v.get("kind") == "base":
+            dataset = ", ".join((embedded or {}).get(v["version"], ())) or "—"
+            strategy = BASE_STRATEGY
         rows.append({
-            "version": v["version"], "kind": v.get("kind"), "dataset": v.get("dataset"),
-            "strategy": v.get("strategy"), "status": v.get("status"),
-            "created_at": v.get("created_at"),
+            "version": v["version"], "kind": v.get("kind"), "dataset": dataset,
+            "strategy": strategy, "status": v.get("status"), "created_at": v.get("created_at"),
             **{label: _number(metrics.get(key)) for key, (label, _) in HEADLINE.items()},
             "message": v.get("message"),
         })
@@ -251,6 +263,37 @@ def versions_frame(versions: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
                "message"]
     frame = pd.DataFrame(rows, columns=columns).astype({label: "float64" for label in labels})
     return frame.assign(message=frame["message"].fillna(""))
+
+
+def versions_note(job: Mapping[str, Any] | None, any_versions: bool) -> str | None:
+    """The versions table's caption for what it cannot show yet, or None.
+
+    An embedding job adds no row while it runs (``base`` is registered when it ends, or
+    gains the dataset then), unlike a training job, whose version is listed as running.
+    """
+    embedding = job is not None and job.get("kind") == "embed"
+    if any_versions:
+        return (f"{job['dataset']} joins version {BASE_VERSION}'s datasets when the embedding "
+                "job above finishes.") if embedding else None
+    if embedding:
+        return (f"No versions yet: version {BASE_VERSION} appears here when the embedding job "
+                "above finishes.")
+    return ("No versions yet: train one above, or embed the dataset with the pre-trained "
+            f"encoder (version {BASE_VERSION}).")
+
+
+def elapsed_s(started: datetime | float | None, now: float | None = None) -> float | None:
+    """Seconds from ``started`` to ``now`` (default: the current time); None when unknown.
+
+    ``started``: epoch seconds, or a datetime; a naive one is local time, as DuckDB returns
+    a ``TIMESTAMP DEFAULT current_timestamp`` column (the jobs table's ``started_at``).
+    """
+    if isinstance(started, datetime):
+        started = started.timestamp()
+    start = _number(started)
+    if start is None:
+        return None
+    return (time.time() if now is None else now) - start
 
 
 # ---------------------------------------------------------------- Streamlit helpers
@@ -275,6 +318,16 @@ def current_job(store: Store) -> dict[str, Any] | None:
     """The running job, after registering any that finished (``active_job``, serialised)."""
     with _jobs_lock():
         return active_job(store)
+
+
+def embedded_datasets(store: Store) -> dict[str, list[str]]:
+    """version → the datasets it has embedded, oldest embedding first (a few rows)."""
+    rows = store.cursor().execute(
+        "SELECT version, dataset FROM embedding_sets ORDER BY created_at, dataset").fetchall()
+    out: dict[str, list[str]] = {}
+    for version, dataset in rows:
+        out.setdefault(version, []).append(dataset)
+    return out
 
 
 def has_base_embeddings(store: Store, dataset: str) -> bool:
@@ -376,10 +429,13 @@ def show_progress(store: Store, job: Mapping[str, Any]) -> None:
         epochs = (get_version(store, job["version"], usable=False).get("config") or {}).get(
             "epochs")
     what = "Fine-tuning" if job["kind"] == "train" else "Embedding with the pre-trained encoder"
+    # The clock runs from the jobs table's start: the run folder's 'started' comes seconds
+    # later, once the job process has imported its libraries.
+    elapsed = elapsed_s(job.get("started_at") or progress.get("started"))
     head, button = st.columns([5, 1], vertical_alignment="center")
     head.markdown(f"**{what}** · version **{job['version']}** · dataset **{job['dataset']}** · "
                   f"{progress.get('device') or 'device: starting'} · elapsed "
-                  f"{format_duration(_elapsed(progress))}")
+                  f"{format_duration(elapsed)}")
     button.button("Cancel", key="train_cancel", icon=":material/stop_circle:", width="stretch",
                   on_click=cancel, args=(store, job["version"]),
                   help="Stop the job; nothing is registered for a cancelled run.")
@@ -397,12 +453,6 @@ def show_progress(store: Store, job: Mapping[str, Any]) -> None:
         show_curves(progress.get("events", []), key="train_live")
 
 
-def _elapsed(progress: Mapping[str, Any]) -> float | None:
-    """Seconds since the job started (its clock: the job runs on this machine)."""
-    started = _number(progress.get("started"))
-    return time.time() - started if started is not None else None
-
-
 def show_curves(events: Sequence[Mapping[str, Any]], key: str) -> None:
     """Loss and validation curves side by side."""
     left, right = st.columns(2)
@@ -418,13 +468,14 @@ def version_events(store: Store, info: Mapping[str, Any]) -> list[dict[str, Any]
     return job_progress(info["artefact_dir"])["events"] if info.get("artefact_dir") else []
 
 
-def show_versions(store: Store) -> None:
-    """The versions table and one version's training curves."""
+def show_versions(store: Store, job: Mapping[str, Any] | None = None) -> None:
+    """The versions table (and what the running ``job`` will add) and one version's curves."""
     versions = list_versions(store)
+    if (note := versions_note(job, bool(versions))) is not None:
+        st.caption(note)
     if not versions:
-        st.caption("No versions yet: train one above.")
         return
-    frame = versions_frame(versions)
+    frame = versions_frame(versions, embedded_datasets(store))
     config = {"created_at": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
               **{label: st.column_config.NumberColumn(label, help=text, format="%.3f")
                  for label, text in HEADLINE.values()},

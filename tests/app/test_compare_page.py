@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard.compare import users_text
 from dashboard.resources import _open_store
 from mgi_core.cli import DEMO_DIR
 from mgi_core.data.ingest import ingest_file
@@ -108,6 +109,8 @@ def test_defaults_and_a_version_without_embeddings(demo: Store) -> None:
     assert values == {"Dataset": "demo", "Version A": "base", "Scorer A": "content_hybrid",
                       "Version B": "v2", "Scorer B": "mgi_hybrid"}
     assert at.selectbox(key="compare_version_a").options == ["base", "v2", "v1"]
+    # The default changes encoder and scorer at once, and says so.
+    assert "The default pits the best MGI configuration" in _texts(at.caption)
     # base never embedded the demo: say so and point to the Train page's base button.
     assert "version base has no embeddings for demo" in _texts(at.warning)
     assert "Embed with the pre-trained encoder (base)" in _texts(at.warning)
@@ -150,8 +153,10 @@ def test_evaluate_stores_both_systems_and_draws_the_comparison(demo: Store) -> N
     counts = browse.win_loss(demo, "demo", "v1:content_hybrid", "v2:mgi_hybrid")
     assert sum(counts.values()) == 285
     assert {m.label: m.value for m in at.metric} == {
-        "B better for": f"{counts['better']} users", "B worse for": f"{counts['worse']} users",
-        "Same for": f"{counts['same']} users"}
+        "B better for": users_text(counts["better"]), "B worse for": users_text(counts["worse"]),
+        "Same for": users_text(counts["same"])}
+    # v1:content_hybrid vs v2:mgi_hybrid is not the default, but changes both too.
+    assert "A and B differ in both the version and the scorer" in _texts(at.caption)
 
 
 def test_switching_scorer_and_version_changes_the_table(demo: Store) -> None:
@@ -162,6 +167,7 @@ def test_switching_scorer_and_version_changes_the_table(demo: Store) -> None:
     assert _table(at)["Mean B"].iloc[0] == pytest.approx(means["v2:mgi_hybrid"])
     at = _select(at, scorer_b="content")
     assert _table(at)["Mean B"].iloc[0] == pytest.approx(means["v2:content"])
+    assert "differ in both" in _texts(at.caption)  # another version and another scorer
     assert means["v2:content"] != pytest.approx(means["v2:mgi_hybrid"])
     # The same system on both sides: nothing to compare.
     at = _select(at, version_b="v1", scorer_b="content_hybrid")
@@ -170,6 +176,7 @@ def test_switching_scorer_and_version_changes_the_table(demo: Store) -> None:
     # A system not evaluated yet: asks for it instead of drawing a stale table.
     at = _select(at, scorer_b="popularity")
     assert "B: v1:popularity has no stored evaluation" in _texts(at.info)
+    assert "differ in both" not in _texts(at.caption)  # one version: scorers only
     assert not at.dataframe and [b.label for b in at.button] == ["Evaluate"]
 
 

@@ -6,6 +6,7 @@ DuckDB file in this process, so the tests follow the jobs through that same stor
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -161,6 +162,8 @@ def test_a_training_run_starts_shows_progress_and_lists_a_ready_version(
     # The job runs in the background: the progress panel and a running v1 show at once.
     assert "Running job" in _texts(at.header)
     assert at.get("progress")
+    # The clock runs from the job's start (the jobs table), before the job reports anything.
+    assert re.search(r"elapsed \d+ s", _texts(at.markdown)), _texts(at.markdown)
     assert at.button(key="train_start").disabled
     table = _versions(at)
     assert table[["version", "status"]].values.tolist() == [["v1", "running"]]
@@ -206,13 +209,27 @@ def test_embed_with_the_base_encoder_adds_version_base_once(
     tiny_dataset: str, tiny_bert: Path, db: Path
 ) -> None:
     at = _fill_tiny(_open_page(), tiny_bert)
+    [expander] = at.expander
+    assert expander.label == "Hyper-parameters" and not expander.proto.expanded
+    at.session_state["train_hyper_open"] = True  # the user opens the hyper-parameters
+    at = _run(at)
+    assert at.expander[0].proto.expanded
     at.button(key="train_embed_base").click()
     at = _run(at)
     assert "Embedding with the pre-trained encoder" in _texts(at.markdown)
+    # The running job's section above it does not fold the hyper-parameters.
+    assert at.expander[0].proto.expanded
+    # base is registered when the job ends: the versions table says so meanwhile (the run
+    # that drew the running job drew this caption).
+    assert ("No versions yet: version base appears here when the embedding job above "
+            "finishes.") in _texts(at.caption)
     _wait_until_no_job(_app_store(db))
     at = _run(at)
     assert "embedded by the pre-trained encoder (version **base**)" in _texts(at.success)
     table = _versions(at)
     assert table[["version", "kind", "status"]].values.tolist() == [["base", "base", "ready"]]
+    # base is not trained on a dataset: it is pre-trained, and lists what it embedded.
+    assert table[["dataset", "strategy"]].values.tolist() == [["tiny", "pre-trained"]]
+    assert not [c for c in at.caption if str(c.value).startswith("No versions yet")]
     # The dataset has base embeddings now: the button is gone.
     assert not [b for b in at.button if b.key == "train_embed_base"]

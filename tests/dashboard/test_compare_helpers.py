@@ -17,7 +17,9 @@ from dashboard.compare import (
     forest_figure,
     format_p,
     mark_lists,
+    systems_note,
     user_scatter_figure,
+    users_text,
 )
 from dashboard.export import to_csv_bytes
 from mgi_core.evaluation.compare import ComparisonReport
@@ -52,6 +54,24 @@ def test_format_p() -> None:
 def test_default_systems_pick_base_and_the_newest_fine_tuned_version() -> None:
     assert default_systems(["base", "v3", "v2"]) == ("base:content_hybrid", "v3:mgi_hybrid")
     assert default_systems(["base"]) == ("base:content_hybrid", "base:mgi_hybrid")
+
+
+def test_systems_note_when_both_encoder_and_scorer_change() -> None:
+    defaults = default_systems(["base", "v2", "v1"])  # base:content_hybrid, v2:mgi_hybrid
+    note = systems_note(*defaults, defaults)
+    assert note is not None and note.startswith("The default pits the best MGI configuration")
+    assert "same scorer on both sides to compare encoders only" in note
+    other = systems_note("v1:content", "v2:mgi_hybrid", defaults)
+    assert other is not None and other.startswith("A and B differ in both")
+    # One thing changes: the Δ is about it alone, nothing to say.
+    assert systems_note("base:mgi_hybrid", "v2:mgi_hybrid", defaults) is None
+    assert systems_note("v2:content", "v2:mgi_hybrid", defaults) is None
+
+
+@pytest.mark.parametrize(("n", "text"), [(0, "0 users"), (1, "1 user"), (4, "4 users"),
+                                         (1234, "1,234 users")])
+def test_users_text_singular_and_plural(n: int, text: str) -> None:
+    assert users_text(n) == text
 
 
 def test_comparison_table_for_people() -> None:

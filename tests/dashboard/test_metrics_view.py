@@ -60,10 +60,14 @@ def test_evaluation_display_and_bars() -> None:
     table = pd.DataFrame({"system": ["base:content", "v2:mgi_hybrid"],
                           "version": ["base", "v2"], "scorer": ["content", "mgi_hybrid"],
                           "n_users": [50, 50], "evaluated_at": pd.to_datetime(["2024", "2024"]),
-                          "ndcg@10": [0.1, 0.3], "recall@10": [0.2, 0.5], "mrr": [0.1, 0.2]})
+                          "ndcg@10": [0.1, 0.3], "recall@10": [0.2, 0.5], "mrr": [0.1, 0.2],
+                          "ndcg@20": [0.2, 0.4], "coverage@10": [0.6, 0.7],
+                          "category_entropy@10": [1.0, 1.2]})
     shown = evaluation_display(table)
-    assert shown.columns.tolist() == ["system", "n_users", "evaluated_at", "NDCG@10",
-                                      "Recall@10", "MRR"]
+    # Narrowed to fit the page: no @20 metric, no entropy; the time of the evaluation last.
+    assert shown.columns.tolist() == ["system", "users", "NDCG@10", "Recall@10", "MRR",
+                                      "Coverage@10", "evaluated"]
+    assert shown["Coverage@10"].tolist() == [0.6, 0.7] and shown["users"].tolist() == [50, 50]
     fig = evaluation_figure(table)
     assert [t.name for t in fig.data] == ["NDCG@10", "Recall@10"]
     assert list(fig.data[0].x) == ["base:content", "v2:mgi_hybrid"]

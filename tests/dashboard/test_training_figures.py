@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 
 import pytest
 
 from dashboard.training import (
     best_epoch,
     build_config,
+    elapsed_s,
     events_from_log,
     format_duration,
     loss_figure,
     progress_bar,
     validation_figure,
     versions_frame,
+    versions_note,
 )
 from mgi_core.errors import ConfigError
 
@@ -126,6 +129,42 @@ def test_versions_frame_has_the_headline_metrics() -> None:
     assert frame.loc["v2", "message"] == "boom" and math.isnan(frame.loc["v2", "AUC"])
     assert frame.loc["v1", "message"] == ""  # no message: an empty cell, not "None"
     assert versions_frame([]).columns[0] == "version"
+
+
+def test_versions_frame_says_what_the_base_version_is() -> None:
+    base = {"version": "base", "kind": "base", "dataset": None, "strategy": None,
+            "status": "ready", "metrics": None, "message": None, "created_at": None}
+    tuned = {"version": "v1", "kind": "fine-tuned", "dataset": "d", "strategy": "lora",
+             "status": "ready", "metrics": None, "message": None, "created_at": None}
+    frame = versions_frame([base, tuned], {"base": ["d", "other"], "v1": ["d"]})
+    frame = frame.set_index("version")
+    # base is not trained: pre-trained, on every dataset it has embedded.
+    assert frame.loc["base", ["dataset", "strategy"]].tolist() == ["d, other", "pre-trained"]
+    assert frame.loc["v1", ["dataset", "strategy"]].tolist() == ["d", "lora"]
+    alone = versions_frame([base]).set_index("version")  # no embeddings known: a dash
+    assert alone.loc["base", ["dataset", "strategy"]].tolist() == ["—", "pre-trained"]
+
+
+def test_versions_note_covers_the_embedding_job_that_adds_no_row_yet() -> None:
+    embed = {"kind": "embed", "version": "base", "dataset": "shop"}
+    train = {"kind": "train", "version": "v1", "dataset": "shop"}
+    assert versions_note(embed, any_versions=False) == (
+        "No versions yet: version base appears here when the embedding job above finishes.")
+    assert versions_note(embed, any_versions=True) == (
+        "shop joins version base's datasets when the embedding job above finishes.")
+    assert versions_note(None, any_versions=False).startswith("No versions yet: train one")
+    assert versions_note(None, any_versions=True) is None
+    assert versions_note(train, any_versions=True) is None  # its version is listed, running
+
+
+def test_elapsed_runs_from_the_start_time() -> None:
+    now = datetime(2024, 5, 1, 12, 0, 30).timestamp()  # naive: local time, as DuckDB gives
+    assert elapsed_s(datetime(2024, 5, 1, 12, 0, 0), now=now) == pytest.approx(30)
+    aware = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+    assert elapsed_s(aware, now=aware.timestamp() + 75) == pytest.approx(75)
+    assert elapsed_s(now - 5, now=now) == pytest.approx(5)  # epoch seconds (status.json)
+    assert elapsed_s(None) is None and elapsed_s(math.nan) is None
+    assert 0 <= elapsed_s(datetime.now()) < 60  # default: the current time
 
 
 def test_build_config_from_form_values() -> None:
