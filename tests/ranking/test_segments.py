@@ -42,7 +42,10 @@ def test_split_weights_and_weights_for() -> None:
     assert split_weights(weights) == ({"content": 0.5, "item_knn": 1.0}, {"content": 2.0})
     assert weights_for(weights, cold=True) == {"content": 2.0}
     assert weights_for(weights, cold=False) == {"content": 0.5, "item_knn": 1.0}
-    # No learned cold weights: the explicit fallback.
+    # No cold weights: a fused scorer ranks cold users as evaluation does, with its weights;
+    # a single-feature scorer falls back explicitly.
+    assert weights_for({"content": 0.5, "item_knn": 1.0}, cold=True) == {
+        "content": 0.5, "item_knn": 1.0}
     assert weights_for({"content": 1.0}, cold=True) == COLD_WEIGHTS
 
 
@@ -70,17 +73,17 @@ def test_learn_weights_finds_what_predicts_each_segment(monkeypatch) -> None:
     for u, i in enumerate(val_items):
         (a if u < 60 else b)[u, i] += 4.0
     monkeypatch.setattr(fusion, "compute_features", lambda ctx, users, names: {"a": a, "b": b})
-    weights = learn_weights(ctx, ("a", "b"))
+    weights = learn_weights(ctx, ("a", "b"), segments=True)
     # Each segment leans on its own signal (the other feature is noise there; with 60
     # positives per segment its weight is small but not zero).
     assert weights[COLD]["a"] > 1.0 and weights[COLD]["a"] > 3 * abs(weights[COLD]["b"])
     assert weights["b"] > 1.0 and weights["b"] > 2.5 * abs(weights["a"])
     # One set of weights when asked, or when a segment is too small to learn from.
-    assert COLD not in learn_weights(ctx, ("a", "b"), segments=False)
+    assert COLD not in learn_weights(ctx, ("a", "b"))  # off by default
     small, _ = _context(n_cold=5, n_warm=60)
     monkeypatch.setattr(fusion, "compute_features",
                         lambda ctx, users, names: {"a": a[:65], "b": b[:65]})
-    assert COLD not in learn_weights(small, ("a", "b"))
+    assert COLD not in learn_weights(small, ("a", "b"), segments=True)
 
 
 @pytest.mark.parametrize("cold", [True, False])
