@@ -37,12 +37,14 @@ def _count_axis(values: pd.Series) -> dict[str, object]:
     return {"tickformat": ",d", "rangemode": "tozero", **({"dtick": 1} if top <= 8 else {})}
 
 
-def _empty(title: str, message: str) -> go.Figure:
+def empty_figure(title: str, message: str, height: int = _HEIGHT) -> go.Figure:
+    """A titled chart with ``message`` in place of data (every page's empty state)."""
     fig = go.Figure()
     fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    return _layout(fig, title)
+    fig.update_layout(title=title, margin=_MARGIN, height=height, showlegend=False)
+    return fig
 
 
 def reviews_per_user_figure(df: pd.DataFrame) -> go.Figure:
@@ -56,7 +58,7 @@ def reviews_per_user_figure(df: pd.DataFrame) -> go.Figure:
     """
     title = "Reviews per user"
     if df.empty:
-        return _empty(title, "No reviews")
+        return empty_figure(title, "No reviews")
     fig = go.Figure(
         go.Bar(
             x=df["n_reviews"], y=df["n_users"],
@@ -76,7 +78,7 @@ def rating_figure(df: pd.DataFrame) -> go.Figure:
     """Bar chart of the rating distribution. ``df``: columns ``rating``, ``n_reviews``."""
     title = "Ratings"
     if df.empty:
-        return _empty(title, "No reviews")
+        return empty_figure(title, "No reviews")
     fig = go.Figure(
         go.Bar(
             x=df["rating"].astype(float), y=df["n_reviews"],
@@ -134,7 +136,7 @@ def category_sunburst_figure(df: pd.DataFrame) -> go.Figure:
     """
     title = "Categories (L1 → L2 → L3)"
     if df.empty:
-        return _empty(title, "No categories")
+        return empty_figure(title, "No categories")
     nodes = _category_nodes(df)
     fig = go.Figure(
         go.Sunburst(
@@ -151,7 +153,7 @@ def reviews_over_time_figure(df: pd.DataFrame) -> go.Figure:
     """Monthly review counts as a line. ``df``: columns ``month``, ``n_reviews``."""
     title = "Reviews per month"
     if df.empty:
-        return _empty(title, "No timestamps")
+        return empty_figure(title, "No timestamps")
     # Months without reviews are absent from the query; show them as zero, not as a slope.
     months = pd.to_datetime(df["month"])
     series = df.assign(month=months).set_index("month")["n_reviews"]
@@ -172,7 +174,7 @@ def rejects_by_reason_figure(df: pd.DataFrame) -> go.Figure:
     """Horizontal bars of rejected rows per reason. ``df``: columns ``reason``, ``n_rows``."""
     title = "Rejected rows by reason"
     if df.empty:
-        return _empty(title, "No rejected rows")
+        return empty_figure(title, "No rejected rows")
     ordered = df.sort_values(["n_rows", "reason"], ascending=[True, False])  # largest on top
     fig = go.Figure(
         go.Bar(

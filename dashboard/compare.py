@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.charts import plain_label
+from dashboard.charts import empty_figure, plain_label
 from dashboard.resources import show_error
 from mgi_core.errors import MgiError
 from mgi_core.evaluation import browse
@@ -139,14 +139,6 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, legend: bool = False) ->
     return fig
 
 
-def _empty(title: str, message: str) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_layout(title=title, margin=_MARGIN, height=_HEIGHT)
-    return fig
-
 
 def forest_figure(report: ComparisonReport) -> go.Figure:
     """Δ (B − A) per metric with its 95% CI as error bars; a line marks no difference.
@@ -157,7 +149,7 @@ def forest_figure(report: ComparisonReport) -> go.Figure:
     title = "Δ (B − A) with 95% CI"
     results = [r for r in report.results if math.isfinite(r.diff)]
     if not results:
-        return _empty(title, "No metric to compare")
+        return empty_figure(title, "No metric to compare", _HEIGHT)
     colours = [{"B better": _UP, "B worse": _DOWN}.get(verdict(r), _FLAT) for r in results]
     fig = go.Figure(go.Scatter(
         x=[r.diff for r in results], y=[metric_label(r.metric) for r in results],
@@ -182,7 +174,7 @@ def category_figure(per_category: pd.DataFrame) -> go.Figure:
     """
     title = "NDCG@10 per category of the held-out item"
     if per_category.empty:
-        return _empty(title, "No categories")
+        return empty_figure(title, "No categories", _HEIGHT)
     shown = per_category.head(MAX_CATEGORIES)
     labels = [plain_label(g) for g in shown["group"]]
     extra = shown[["n_users", "diff"]].to_numpy()
@@ -208,7 +200,7 @@ def user_scatter_figure(points: pd.DataFrame) -> go.Figure:
     """
     title = "NDCG@10 per user"
     if points.empty:
-        return _empty(title, "No users evaluated by both systems")
+        return empty_figure(title, "No users evaluated by both systems", _HEIGHT)
     n = points["n_users"].to_numpy()
     examples = [plain_label(", ".join(users) + (", …" if k > len(users) else ""))
                 for users, k in zip(points["users"], n, strict=True)]

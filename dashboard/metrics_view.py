@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.charts import plain_label
+from dashboard.charts import empty_figure, plain_label
 from dashboard.compare import metric_label
 from dashboard.training import HEADLINE, versions_frame
 
@@ -31,14 +31,6 @@ def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
     fig.update_yaxes(title=y)
     return fig
 
-
-def _empty(title: str, message: str) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_layout(title=title, margin=_MARGIN, height=_HEIGHT)
-    return fig
 
 
 def tuned_versions(versions: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -59,7 +51,8 @@ def validation_figure(table: pd.DataFrame) -> go.Figure:
     labels = [label for label, _ in HEADLINE.values()]
     scored = table.dropna(how="all", subset=labels)
     if scored.empty:
-        return _empty(title, "No validation metrics: fine-tuned versions record them")
+        return empty_figure(
+            title, "No validation metrics: fine-tuned versions record them", _HEIGHT)
     fig = go.Figure()
     for _, row in scored.iterrows():
         fig.add_trace(go.Bar(x=labels, y=[row[label] for label in labels], name=row["version"],
@@ -87,7 +80,7 @@ def evaluation_figure(table: pd.DataFrame, metrics: Sequence[str] = BAR_METRICS)
     title = "Ranking quality on the test split"
     present = [m for m in metrics if m in table.columns]
     if table.empty or not present:
-        return _empty(title, "No stored evaluation")
+        return empty_figure(title, "No stored evaluation", _HEIGHT)
     fig = go.Figure()
     for metric in present:
         fig.add_trace(go.Bar(
@@ -117,7 +110,7 @@ def heatmap_figure(long: pd.DataFrame) -> go.Figure:
     title = "NDCG@10 per category of the held-out item"
     means = heatmap_frame(long)
     if means.empty:
-        return _empty(title, "No per-user metrics")
+        return empty_figure(title, "No per-user metrics", _HEIGHT)
     users = heatmap_frame(long, "n_users")
     fig = go.Figure(go.Heatmap(
         z=means.to_numpy(), x=list(means.columns), y=[plain_label(c) for c in means.index],

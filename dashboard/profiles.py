@@ -21,7 +21,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.charts import plain_label
+from dashboard.charts import empty_figure, plain_label
 from dashboard.export import to_csv_bytes, to_parquet_bytes
 from mgi_core.profiles import browse
 from mgi_core.profiles.browse import UserVectors
@@ -296,13 +296,6 @@ def _layout(fig: go.Figure, title: str, x: str | None = None, y: str | None = No
     return fig
 
 
-def _empty(title: str, message: str) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return _layout(fig, title)
-
 
 def affinity_sunburst_figure(categories: pd.DataFrame) -> go.Figure:
     """Sunburst of a user's categories, L1 inside, L2 outside.
@@ -312,7 +305,7 @@ def affinity_sunburst_figure(categories: pd.DataFrame) -> go.Figure:
     """
     title = "Category affinity (L1 → L2)"
     if categories.empty:
-        return _empty(title, "No categories")
+        return empty_figure(title, "No categories", _HEIGHT)
     l2 = categories[categories["level"] == "L2"]
     l1 = categories[categories["level"] == "L1"].set_index("category")
     ids, parents, labels, values, colors, hover = [], [], [], [], [], []
@@ -351,7 +344,7 @@ def top_categories_figure(categories: pd.DataFrame, n: int = 10) -> go.Figure:
     """Horizontal bars of the ``n`` highest-affinity categories at the finest level present."""
     title = "Top categories by affinity"
     if categories.empty:
-        return _empty(title, "No categories")
+        return empty_figure(title, "No categories", _HEIGHT)
     level = "L2" if (categories["level"] == "L2").any() else "L1"
     top = (categories[categories["level"] == level]
            .sort_values(["affinity", "category"], ascending=[False, True]).head(n))
@@ -371,7 +364,7 @@ def affinity_comparison_figure(frame: pd.DataFrame) -> go.Figure:
     """Grouped bars of ``affinity_comparison_frame(...)``: one colour per version."""
     title = "L1 affinity by version"
     if frame.empty:
-        return _empty(title, "No categories")
+        return empty_figure(title, "No categories", _HEIGHT)
     versions = [c for c in frame.columns if c.endswith(" affinity")]
     fig = go.Figure(
         [
@@ -400,7 +393,7 @@ def recommendation_parts_figure(rec: Mapping[str, Any]) -> go.Figure:
     title = "Why these items: score parts by granularity"
     items = rec["items"]
     if not items:
-        return _empty(title, "No recommendations")
+        return empty_figure(title, "No recommendations", _HEIGHT)
     labels = [_item_label(n, i) for n, i in enumerate(items, start=1)]
     names = [g for g in GRANULARITIES if any(g in i["parts"] for i in items)]
     names += sorted({p for i in items for p in i["parts"]} - set(names))
@@ -433,7 +426,7 @@ def embedding_map_figure(
     """
     title = "Embedding map (PCA of item vectors)"
     if not len(item_map.item_ids):
-        return _empty(title, "No item vectors")
+        return empty_figure(title, "No item vectors", _HEIGHT)
     titles = titles or {}
     shown = np.arange(len(item_map.item_ids))
     if len(shown) > max_items:

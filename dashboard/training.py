@@ -21,6 +21,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from dashboard.charts import empty_figure
 from dashboard.resources import show_error
 from mgi_core.config import TASKS, TrainConfig
 from mgi_core.errors import MgiError
@@ -160,14 +161,6 @@ def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
     return fig
 
 
-def _empty(title: str, message: str) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_layout(title=title, margin=_MARGIN, height=_HEIGHT)
-    return fig
-
 
 def loss_figure(events: Sequence[Mapping[str, Any]]) -> go.Figure:
     """Training loss per task (and the weighted total, dashed) against the step.
@@ -177,7 +170,7 @@ def loss_figure(events: Sequence[Mapping[str, Any]]) -> go.Figure:
     title = "Training loss"
     steps = [e for e in events if e.get("kind") == "step"]
     if not steps:
-        return _empty(title, "No training steps yet")
+        return empty_figure(title, "No training steps yet", _HEIGHT)
     tasks = [t for t in TASKS if any(t in e.get("loss", {}) for e in steps)]
     mode = "lines+markers" if len(steps) <= 30 else "lines"
     fig = go.Figure()
@@ -216,7 +209,7 @@ def validation_figure(events: Sequence[Mapping[str, Any]]) -> go.Figure:
     title = "Validation metrics"
     epochs = [e for e in events if e.get("kind") == "epoch"]
     if not epochs:
-        return _empty(title, "Measured after each epoch")
+        return empty_figure(title, "Measured after each epoch", _HEIGHT)
     fig = go.Figure()
     for key, label in VAL_METRICS.items():
         points = [(e["epoch"], _number(e.get("metrics", {}).get(key))) for e in epochs]
@@ -226,7 +219,7 @@ def validation_figure(events: Sequence[Mapping[str, Any]]) -> go.Figure:
                 x=[p[0] for p in points], y=[p[1] for p in points], name=label,
                 mode="lines+markers", hovertemplate="%{y:.3f}"))
     if not fig.data:
-        return _empty(title, "No validation metrics")
+        return empty_figure(title, "No validation metrics", _HEIGHT)
     best = best_epoch(events)
     if best is not None and len(epochs) > 1:
         fig.add_vline(x=best, line={"dash": "dot", "color": "#888", "width": 1},
