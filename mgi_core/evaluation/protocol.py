@@ -127,13 +127,18 @@ def evaluate(
 def _beyond(ctx: FeatureContext, tops: np.ndarray) -> dict[str, float]:
     out = {"coverage@10": catalog_coverage(tops, ctx.inter.n_items)}
     if ctx.item_vecs is not None:
-        out["diversity@10"] = float(
-            np.nanmean([intra_list_diversity(t, ctx.item_vecs) for t in tops])
-        )
-    out["category_entropy@10"] = float(
-        np.nanmean([category_entropy(list(ctx.inter.item_l1[t[t >= 0]])) for t in tops])
-    )  # -1 = padding
+        out["diversity@10"] = _mean_or_nan([intra_list_diversity(t, ctx.item_vecs) for t in tops])
+    out["category_entropy@10"] = _mean_or_nan(
+        [category_entropy(list(ctx.inter.item_l1[t[t >= 0]])) for t in tops]  # -1 = padding
+    )
     return out
+
+
+def _mean_or_nan(values: list[float]) -> float:
+    """Mean over the defined values; NaN (without a warning) when there are none."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[~np.isnan(finite)]
+    return float(finite.mean()) if len(finite) else float("nan")
 
 
 def save_evaluation(store: Store, result: EvaluationResult) -> None:

@@ -35,8 +35,19 @@ def item_knn_similarity(train: sp.csr_matrix) -> np.ndarray:
     return sim
 
 
-def fit_mf(train: sp.csr_matrix, factors: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def fit_mf(
+    train: sp.csr_matrix,
+    factors: int = 32,
+    regularization: float = 5.0,
+    alpha: float = 20.0,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Implicit-feedback ALS (the ``implicit`` library): (user_factors, item_factors).
+
+    ``regularization`` and ``alpha`` were chosen on the Digital Music validation split (grid
+    factors 16–128 × regularization 0.01–5 × alpha 1–20, two seeds): NDCG@10 on validation
+    0.193 at the earlier (0.05, 2) against 0.224 here. Strong confidence on the few observed
+    items with strong shrinkage suits sparse review data, where most users have 1–5 items.
 
     ``implicit`` runs its own threads and warns ("OpenBLAS is configured to use N threads")
     from the model's constructor when BLAS may use more than one. BLAS is limited to one
@@ -51,9 +62,9 @@ def fit_mf(train: sp.csr_matrix, factors: int = 32, seed: int = 0) -> tuple[np.n
                                 category=RuntimeWarning)
         model = AlternatingLeastSquares(
             factors=factors,
-            regularization=0.05,
+            regularization=regularization,
             iterations=20,
-            alpha=2.0,
+            alpha=alpha,
             random_state=seed,
             use_gpu=False,
         )
