@@ -25,10 +25,12 @@ from mgi_core.evaluation import browse
 from mgi_core.evaluation.compare import compare
 from mgi_core.evaluation.protocol import evaluate
 from mgi_core.store import Store
-from tests.conftest import ROOT, write_csv
+from tests.app.pages import open_page
+from tests.app.pages import run as _run
+from tests.app.pages import texts as _texts
+from tests.conftest import write_csv
 from tests.fake_encoder import register_fake_version
 
-APP = str(ROOT / "app.py")
 PAGE = "app_pages/compare.py"
 VOCAB = ["headphones", "speaker", "lens", "camera", "laptop", "keyboard", "coffee", "knife",
          "novel", "plot", "bike", "tent", "battery", "sound"]
@@ -54,21 +56,8 @@ def demo(db: Path) -> Store:
     return store
 
 
-def _run(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def _open_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=300)
-    at.run()
-    at.switch_page(PAGE)
-    return _run(at)
-
-
-def _texts(elements: Any) -> str:
-    return "\n".join(str(e.value) for e in elements)
+    return open_page(PAGE)
 
 
 def _select(at: AppTest, **values: str) -> AppTest:

@@ -6,7 +6,6 @@ import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -16,9 +15,10 @@ from dashboard.resources import _open_store
 from mgi_core.data.datasets import list_datasets
 from mgi_core.data.ingest import ingest_file
 from mgi_core.store import Store
-from tests.conftest import HEADER, ROOT, small_rows, table_counts, write_csv
+from tests.app.pages import APP
+from tests.app.pages import texts as _texts
+from tests.conftest import HEADER, small_rows, table_counts, write_csv
 
-APP = str(ROOT / "app.py")
 NONE = "— none —"  # the mapping choice that leaves an optional column out
 
 
@@ -58,10 +58,6 @@ def _upload(at: AppTest, name: str, content: bytes) -> AppTest:
 def _ingest(at: AppTest) -> AppTest:
     at.button(key="data_ingest").click()
     return _run(at)
-
-
-def _texts(elements: Any) -> str:
-    return "\n".join(str(e.value) for e in elements)
 
 
 def test_empty_database_explains_how_to_add_data(db: Path) -> None:

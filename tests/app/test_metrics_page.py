@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -22,11 +21,12 @@ from mgi_core.data.ingest import ingest_file
 from mgi_core.evaluation.compare import compare
 from mgi_core.evaluation.protocol import evaluate
 from mgi_core.store import Store
+from tests.app.pages import open_page
+from tests.app.pages import run as _run
+from tests.app.pages import texts as _texts
 from tests.app.test_compare_page import VOCAB, _array
-from tests.conftest import ROOT
 from tests.fake_encoder import register_fake_version
 
-APP = str(ROOT / "app.py")
 PAGE = "app_pages/metrics.py"
 # Two steps of one epoch, then its validation (step, epoch, metric, value).
 TRAIN_LOG = [(1, 1, "loss/overall", 0.7), (1, 1, "loss/category", 1.9), (1, 1, "loss/total", 1.65),
@@ -64,21 +64,8 @@ def demo(demo_data: Store) -> Store:
     return demo_data
 
 
-def _run(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def _open_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=300)
-    at.run()
-    at.switch_page(PAGE)
-    return _run(at)
-
-
-def _texts(elements: Any) -> str:
-    return "\n".join(str(e.value) for e in elements)
+    return open_page(PAGE)
 
 
 def _charts(at: AppTest) -> list[dict]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -23,10 +22,12 @@ from mgi_core.profiles.browse import find_users
 from mgi_core.profiles.service import user_profile
 from mgi_core.store import Store
 from mgi_core.store.versions import list_versions
-from tests.conftest import ROOT, small_rows, write_csv
+from tests.app.pages import open_page
+from tests.app.pages import run as _run
+from tests.app.pages import texts as _texts
+from tests.conftest import small_rows, write_csv
 from tests.fake_encoder import register_fake_version
 
-APP = str(ROOT / "app.py")
 PAGE = "app_pages/profiles.py"
 VOCAB = ["headphones", "speaker", "lens", "camera", "laptop", "keyboard", "coffee", "knife",
          "novel", "plot", "bike", "tent", "battery", "sound"]
@@ -68,21 +69,8 @@ def empty_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     _release(path)
 
 
-def _run(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def _open_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=300)
-    at.run()
-    at.switch_page(PAGE)
-    return _run(at)
-
-
-def _texts(elements: Any) -> str:
-    return "\n".join(str(e.value) for e in elements)
+    return open_page(PAGE)
 
 
 def _frame(at: AppTest, *columns: str) -> pd.DataFrame:

@@ -10,7 +10,6 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -21,9 +20,10 @@ from mgi_core.data.ingest import ingest_file
 from mgi_core.jobs.manager import active_job, job_progress
 from mgi_core.store import Store
 from mgi_core.store.versions import list_versions
-from tests.conftest import ROOT
+from tests.app.pages import open_page
+from tests.app.pages import run as _run
+from tests.app.pages import texts as _texts
 
-APP = str(ROOT / "app.py")
 PAGE = "app_pages/train.py"
 
 
@@ -60,21 +60,8 @@ def _app_store(db: Path) -> Store:
     return _open_store(str(db))
 
 
-def _run(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def _open_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=300)
-    at.run()
-    at.switch_page(PAGE)
-    return _run(at)
-
-
-def _texts(elements: Any) -> str:
-    return "\n".join(str(e.value) for e in elements)
+    return open_page(PAGE)
 
 
 def _fill_tiny(at: AppTest, tiny_bert: Path, epochs: int = 1) -> AppTest:

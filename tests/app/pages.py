@@ -1,0 +1,30 @@
+"""What every page's AppTest does: open the app on a page, rerun, read texts back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+APP = str(ROOT / "app.py")
+
+
+def run(at: AppTest) -> AppTest:
+    """Rerun the script; fail with the page's exceptions if it raised any."""
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def open_page(page: str) -> AppTest:
+    """The app started on its default page, then switched to ``page`` (as a click does)."""
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.switch_page(page)
+    return run(at)
+
+
+def texts(elements: Any) -> str:
+    return "\n".join(str(e.value) for e in elements)
