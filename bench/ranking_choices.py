@@ -61,7 +61,7 @@ def fusion_cv(ctx, scorer: str, folds: int = 5, seed: int = 0) -> dict[str, floa
             w = fit_weights(z[fold != k], valid[fold != k], method, seed=seed)
             s = np.where(valid[fold == k], z[fold == k] @ w, -np.inf)
             rank = (s[:, 1:] > s[:, :1]).sum(axis=1)  # column 0 is the held-out item
-            ndcg[fold == k] = np.where(rank < 10, 1.0 / np.log2(rank + 2.0), 0.0)
+            ndcg[fold == k] = metrics_from_ranks(rank, 10)["ndcg@10"]
         out[method] = float(ndcg.mean())
     return out
 
