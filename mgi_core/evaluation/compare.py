@@ -72,8 +72,11 @@ class ComparisonReport:
     per_category: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def to_frame(self) -> pd.DataFrame:
+        """One row per metric; the mean columns are named after the systems ("mean v1:mf"),
+        with " (A)" and " (B)" added when a system is compared with itself."""
         frame = pd.DataFrame([asdict(r) for r in self.results]).set_index("metric")
-        return frame.rename(columns={"mean_a": f"mean {self.a}", "mean_b": f"mean {self.b}"})
+        a, b = (f"{self.a} (A)", f"{self.b} (B)") if self.a == self.b else (self.a, self.b)
+        return frame.rename(columns={"mean_a": f"mean {a}", "mean_b": f"mean {b}"})
 
     def to_dict(self) -> dict:
         return {

@@ -128,6 +128,12 @@ def test_evaluate_stores_paired_per_user_metrics_and_compares(fake_store) -> Non
     assert frame.loc["ndcg@10", "n_users"] == 4
     assert frame.loc["ndcg@10", "diff"] == pytest.approx(
         summary.loc["content", "ndcg@10"] - summary.loc["popularity", "ndcg@10"])
+    # A system against itself: two distinct mean columns, no difference.
+    same = compare(fake_store, "fake:content", "fake:content", "toy", n_boot=200).to_frame()
+    assert same.columns.is_unique
+    assert same.loc["ndcg@10", "mean fake:content (A)"] == same.loc["ndcg@10",
+                                                                   "mean fake:content (B)"]
+    assert same.loc["ndcg@10", "diff"] == 0.0
 
 
 DEMO_VOCAB = ["headphones", "speaker", "lens", "camera", "laptop", "keyboard", "coffee",
