@@ -1,10 +1,13 @@
 # Two commands: `make run` (set up, load the demo data, start the dashboard) and
 # `make test` (set up, run the whole suite). Set-up is skipped when nothing changed.
-PYTHON ?= python3
-VENV   := .venv
-PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
-PORT   ?= 8501
+# `make run` listens on 127.0.0.1 only; `make run ADDRESS=0.0.0.0` serves the network (put
+# sign-in or an authenticating proxy in front first: README, "Deploying for a team").
+PYTHON  ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
+PORT    ?= 8501
+ADDRESS ?= 127.0.0.1
 
 .PHONY: setup run test lint demo-data bench bench-train clean-db
 
@@ -19,7 +22,7 @@ demo-data: setup
 	$(PY) -m mgi_core load-demo
 
 run: demo-data
-	$(PY) -m streamlit run app.py --server.port $(PORT)
+	$(PY) -m streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT)
 
 test: setup
 	$(PY) -m ruff check .

@@ -1,13 +1,18 @@
 """MGI dashboard: page config and navigation only; each page lives in app_pages/.
 
 (Not "pages/": Streamlit would also treat that as a legacy multipage folder on deep links.)
+With an [auth] section in .streamlit/secrets.toml, require_login() lets only signed-in (and
+allow-listed) users past; see dashboard/auth.py.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.auth import require_login
+
 st.set_page_config(page_title="MGI · user interests from reviews", page_icon="🧭", layout="wide")
+require_login()  # sign-in screen, "access denied" or a config error stop here: no page runs
 
 pages = [
     st.Page("app_pages/data.py", title="Data", icon=":material/database:", default=True),
