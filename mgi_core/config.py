@@ -63,6 +63,8 @@ class IngestConfig(BaseConfig):
     strict: bool = _f(False, "Reject the whole file when any row is invalid.")
     max_rows: int = _f(5_000_000, "Largest number of data rows accepted in one file.")
     max_bytes: int = _f(4 * 1024**3, "Largest file size in bytes accepted.")
+    min_year: int = _f(1971, "Earliest plausible review date (year); earlier rejects the row.")
+    max_year: int = _f(2100, "Latest plausible review date (year); later rejects the row.")
 
     def __post_init__(self) -> None:
         if not self.category_separator:
@@ -75,6 +77,11 @@ class IngestConfig(BaseConfig):
             raise ConfigError(f"max_rows must be at least 1, got {self.max_rows}")
         if self.max_bytes < 1:
             raise ConfigError(f"max_bytes must be at least 1, got {self.max_bytes}")
+        if not 1 <= self.min_year <= self.max_year <= 9999:
+            raise ConfigError(
+                f"min_year ({self.min_year}) and max_year ({self.max_year}) must satisfy "
+                "1 <= min_year <= max_year <= 9999"
+            )
 
 
 @dataclass(frozen=True)

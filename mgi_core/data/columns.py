@@ -78,6 +78,13 @@ def parse_mapping_args(pairs: Iterable[str]) -> dict[str, str]:
     return mapping
 
 
+def columns_text(columns: list[str], shown: int = 30, width: int = 60) -> str:
+    """The columns of a file for a message: the first ``shown``, each cut at ``width``."""
+    names = [repr(c if len(c) <= width else c[:width] + "…") for c in columns[:shown]]
+    more = f" and {len(columns) - shown:,} more" if len(columns) > shown else ""
+    return (", ".join(names) or "none") + more
+
+
 def resolve_mapping(
     columns: list[str], explicit: Mapping[str, str | None] | None
 ) -> dict[str, str]:
@@ -90,7 +97,7 @@ def resolve_mapping(
         DataValidationError: an explicit source column is absent, a source is used twice,
             or a required column has no source. The message lists the columns found.
     """
-    found = ", ".join(repr(c) for c in columns) or "none"
+    found = columns_text(columns)
     explicit = dict(explicit or {})
     # A canonical column mapped to None is left out on purpose (an optional one only).
     excluded = {c for c, s in explicit.items() if s is None}

@@ -34,10 +34,13 @@ from mgi_core.config import IngestConfig, SplitConfig
 from mgi_core.data.categories import category_levels_sql
 from mgi_core.data.columns import CANONICAL_COLUMNS, guess_mapping, resolve_mapping
 from mgi_core.data.files import (
+    MAX_COLUMNS,
     FileKind,
+    cleanup_stale_temp_files,
     file_sha256,
     parse_header,
     read_header_line,
+    scan_text,
     sniff_file,
     transcode_to_utf8,
 )
@@ -61,8 +64,23 @@ _LINE_TOO_LONG = "LINE SIZE OVER MAXIMUM"
 MEMORY_LIMIT = 384 * 1024 * 1024
 _ROW_GROUP_ROWS = 122_880
 _MALFORMED = "malformed row (wrong number of fields)"
+# Why DuckDB's CSV reader refused a record (its rejects table's error_type) -> our reason.
+_RECORD_REASONS = {
+    "LINE SIZE OVER MAXIMUM": f"record longer than {LONG_LINE_SIZE // 2**20} MB",
+    "UNQUOTED VALUE": "unterminated or stray quote",
+    "INVALID ENCODING": "invalid UTF-8",
+    "INVALID UNICODE": "invalid UTF-8",
+}
+_MAX_HINT = 3_000  # characters of a DuckDB error shown to the user
 _DUPLICATE = "duplicate (user_id, item_id)"
 _CHANGED = "MGI: the file changed while it was being read"
+_TS_RANGE = "timestamp out of range"
+# Numeric timestamps: one unit per file, from the magnitude of the column's median value
+# (seconds since 1970 have 9-10 digits today, milliseconds 12-13, microseconds 15-16,
+# nanoseconds 18-19). Factor: to microseconds.
+_TS_UNITS = (("seconds", 1e11, 1e6), ("milliseconds", 1e14, 1e3),
+             ("microseconds", 1e17, 1.0), ("nanoseconds", float("inf"), 1e-3))
+_ORDER_ONLY = 1e8  # all values below: sequence numbers (1973-03 in seconds), order only
 
 
 @dataclass
@@ -137,39 +155,82 @@ def _csv_params(path: Path, kind: FileKind) -> list[Any]:
 
 
 @contextmanager
-def _readable(path: Path) -> Iterator[tuple[Path, FileKind]]:
-    """The file as DuckDB can read it: transcoded to UTF-8 when it is not UTF-8 already."""
+def _readable(path: Path, file_name: str | None = None) -> Iterator[tuple[Path, FileKind]]:
+    """The file as DuckDB can read it: UTF-8 with one kind of line ending, no NUL bytes.
+
+    A file in another encoding, or a UTF-8 file with mixed line endings, is rewritten to a
+    temporary UTF-8 copy with LF endings (removed afterwards; one left by a killed process
+    is removed by the next ingest). A NUL byte anywhere rejects the file, whatever its
+    position (the same rule as for the first megabyte in ``sniff_file``).
+    """
+    name = file_name or path.name
+    cleanup_stale_temp_files()
     kind = sniff_file(path)
-    if kind.format == "csv" and kind.encoding not in ("utf-8", "utf-8-sig"):
-        tmp = transcode_to_utf8(path, kind.encoding or "utf-8")
-        try:
-            yield tmp, kind
-        finally:
-            tmp.unlink(missing_ok=True)
-    else:
+    if kind.format != "csv":
         yield path, kind
-
-
-def _columns(con: duckdb.DuckDBPyConnection, path: Path, kind: FileKind) -> list[str]:
+        return
+    tmp: Path | None = None
     try:
-        if kind.format == "parquet":
-            rel = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)])
-        else:
-            return parse_header(read_header_line(path, "utf-8-sig"), kind.delimiter or ",")
-        return [row[0] for row in rel.fetchall()]
+        utf8 = kind.encoding in ("utf-8", "utf-8-sig")
+        scan = scan_text(path) if utf8 else None
+        if not utf8 or (scan is not None and scan.mixed_line_endings and scan.nul_offset is None):
+            if scan is not None:
+                log.info("%s: mixed line endings (%d CRLF, %d LF, %d CR); rewritten with LF",
+                         name, scan.crlf, scan.lf - scan.crlf, scan.lone_cr)
+            tmp = transcode_to_utf8(path, kind.encoding or "utf-8")
+            scan = scan_text(tmp)
+        if scan.nul_offset is not None:
+            raise DataValidationError(
+                f"{name} contains a NUL byte (line {scan.nul_line:,}"
+                + (f", byte {scan.nul_offset:,}" if tmp is None else "")
+                + "), which no text CSV holds: it is binary or damaged. Remove the NUL "
+                "characters (e.g. tr -d '\\000' < in.csv > out.csv) or export the file again."
+            )
+        yield tmp or path, kind
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+def _refusal(exc: BaseException, name: str, readable: Path) -> str:
+    """DuckDB's whole message (its hint and the options it used), with the temporary copy's
+    path replaced by the file's name, cut at :data:`_MAX_HINT` characters."""
+    text = str(exc).replace(str(readable), name).strip()
+    return text if len(text) <= _MAX_HINT else text[:_MAX_HINT] + " …"
+
+
+def _columns(con: duckdb.DuckDBPyConnection, path: Path, kind: FileKind,
+             name: str | None = None) -> list[str]:
+    if kind.format != "parquet":
+        return parse_header(read_header_line(path, "utf-8-sig"), kind.delimiter or ",")
+    try:
+        rows = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
     except duckdb.Error as exc:
         raise DataValidationError(
-            f"Cannot read {path.name} as {kind.format.upper()}: {str(exc).splitlines()[0]}"
+            f"Cannot read {name or path.name} as Parquet: {_refusal(exc, name or path.name, path)}"
         ) from exc
+    columns = [row[0] for row in rows]
+    if len(columns) > MAX_COLUMNS:
+        raise DataValidationError(
+            f"{name or path.name} has {len(columns):,} columns; MGI reads files with at most "
+            f"{MAX_COLUMNS:,}. Keep the review columns (user_id, item_id, text, rating, ...)."
+        )
+    return columns
 
 
-def inspect_file(path: str | Path, n_preview: int = 20) -> FileInspection:
-    """Look at a file before ingesting: format, columns, guessed mapping, first rows."""
+def inspect_file(path: str | Path, n_preview: int = 20,
+                 file_name: str | None = None) -> FileInspection:
+    """Look at a file before ingesting: format, columns, guessed mapping, first rows.
+
+    Raises:
+        DataValidationError: the file cannot be read (any parser error becomes this).
+    """
     path = Path(path)
+    name = file_name or path.name
     con = duckdb.connect()
     try:
-        with _readable(path) as (readable, kind):
-            columns = _columns(con, readable, kind)
+        with _readable(path, name) as (readable, kind):
+            columns = _columns(con, readable, kind, name)
             if kind.format == "parquet":
                 sql = "SELECT * FROM read_parquet(?) LIMIT ?"
             else:
@@ -178,7 +239,13 @@ def inspect_file(path: str | Path, n_preview: int = 20) -> FileInspection:
                     "store_rejects=true) LIMIT ?"
                 )
             params = [str(readable)] if kind.format == "parquet" else _csv_params(readable, kind)
-            preview = con.execute(sql, [*params, n_preview]).df().astype("string")
+            try:
+                preview = con.execute(sql, [*params, n_preview]).df().astype("string")
+            except duckdb.Error as exc:
+                raise DataValidationError(
+                    f"Cannot read {name} as {kind.format.upper()}: "
+                    f"{_refusal(exc, name, readable)}"
+                ) from exc
     finally:
         con.close()
     return FileInspection(kind, columns, guess_mapping(columns), preview)
@@ -198,6 +265,7 @@ class _Scan:
     tag: str
     max_line_size: int | None = None  # CSV only; None = DuckDB's default
     rejects: list[str] = field(default_factory=list)  # reject tables DuckDB made, to drop
+    name: str = ""  # the file's name for messages (the path may be a temporary copy)
 
     @property
     def is_csv(self) -> bool:
@@ -227,7 +295,6 @@ def _validated_rows_sql(reader: str, mapping: Mapping[str, str], cfg: IngestConf
     row keeps its length, which the second pass checks. ``LIMIT ?`` is the row cap.
     """
     col = functools.partial(_col, mapping)
-    ts_num = "TRY_CAST(trim(ts_raw) AS DOUBLE)"
     row_number = "file_row_number + 1 AS row_number," if parquet else ""
     return f"""
     WITH base AS (
@@ -241,19 +308,17 @@ def _validated_rows_sql(reader: str, mapping: Mapping[str, str], cfg: IngestConf
                {col('category')} AS category_raw,
                nullif(trim({col('item_title')}), '') AS title
         FROM {reader}
+    ), numeric AS (
+        SELECT *, TRY_CAST(ts_raw AS DOUBLE) AS ts_any FROM base
     ), parsed AS (
-        SELECT *,
-            CASE WHEN ts_raw IS NULL THEN NULL
-                 WHEN {ts_num} IS NOT NULL THEN
-                     CASE WHEN abs({ts_num}) < 1e11
-                              THEN make_timestamp(CAST({ts_num} * 1e6 AS BIGINT))
-                          WHEN abs({ts_num}) < 1e14
-                              THEN make_timestamp(CAST({ts_num} * 1e3 AS BIGINT))
-                     END
-                 ELSE coalesce(TRY_CAST(ts_raw AS TIMESTAMP),
-                               try_strptime(ts_raw, {_DATE_FORMATS!r}))
+        -- Numbers stay numbers here: their unit is chosen for the whole column afterwards
+        -- (resolve_timestamps); text dates are parsed now.
+        SELECT * EXCLUDE (ts_any),
+            CASE WHEN isfinite(ts_any) THEN ts_any END AS ts_num,
+            CASE WHEN ts_raw IS NOT NULL AND ts_any IS NULL THEN
+                coalesce(TRY_CAST(ts_raw AS TIMESTAMP), try_strptime(ts_raw, {_DATE_FORMATS!r}))
             END AS ts
-        FROM base
+        FROM numeric
     ), judged AS (
         SELECT *,
             CASE
@@ -265,12 +330,13 @@ def _validated_rows_sql(reader: str, mapping: Mapping[str, str], cfg: IngestConf
                 WHEN rating IS NULL OR isnan(rating) THEN 'rating is not a number'
                 WHEN rating < {float(cfg.rating_min)!r} OR rating > {float(cfg.rating_max)!r}
                     THEN 'rating out of range'
-                WHEN ts_raw IS NOT NULL AND ts IS NULL THEN 'unparseable timestamp'
+                WHEN ts_raw IS NOT NULL AND ts IS NULL AND ts_num IS NULL
+                    THEN 'unparseable timestamp'
             END AS reason
         FROM parsed
     )
     SELECT {'row_number,' if parquet else ''}
-           user_id, item_id, rating, ts, category_raw, title, reason,
+           user_id, item_id, rating, ts, ts_num, category_raw, title, reason,
            CAST(strlen(text) AS INTEGER) AS text_len,
            CASE WHEN reason IS NOT NULL THEN rating_raw END AS rating_raw,
            CASE WHEN reason IS NOT NULL THEN ts_raw END AS ts_raw,
@@ -287,6 +353,8 @@ def _detail_sql(cfg: IngestConfig, line_offset: int) -> str:
             WHEN 'rating is not a number' THEN 'rating ' || to_json(rating_raw)::VARCHAR
             WHEN 'rating out of range' THEN 'rating ' || rating_raw || ' is outside {lo}..{hi}'
             WHEN 'unparseable timestamp' THEN 'timestamp ' || to_json(ts_raw)::VARCHAR
+            WHEN '{_TS_RANGE}' THEN 'timestamp ' || to_json(ts_raw)::VARCHAR
+                || ' is outside {cfg.min_year}..{cfg.max_year}'
             WHEN '{_DUPLICATE}'
                 THEN 'same user and item as line ' || (first_row + {line_offset})
             ELSE reason
@@ -357,8 +425,8 @@ def ingest_file(
         digest = pool.submit(file_sha256, path)
         report: IngestReport | None = None
         try:
-            with _readable(path) as (readable, kind):
-                columns = _columns(cur, readable, kind)
+            with _readable(path, file_name) as (readable, kind):
+                columns = _columns(cur, readable, kind, file_name)
                 resolved = resolve_mapping(columns, mapping)
                 # Under MEMORY_LIMIT first; should DuckDB run out of memory there (it
                 # spills temp tables, sorts and joins, but not everything), once more
@@ -494,7 +562,7 @@ def _load_and_store(
     settings: _Settings,
 ) -> None:
     t = _Tables(uuid.uuid4().hex[:12])
-    scan = _Scan(path, kind, t.tag)
+    scan = _Scan(path, kind, t.tag, name=report.file_name)
     n_malformed = _load_raw(tx, scan, mapping, cfg, t, settings)
     n_raw, base = tx.execute(f"SELECT count(*), min(rowid) FROM {t.raw}").fetchone()
     if n_raw + n_malformed > cfg.max_rows:
@@ -508,6 +576,7 @@ def _load_and_store(
             "header line and upload it again."
         )
     line_offset = 1 if kind.format == "csv" else 0  # CSV: the header is line 1
+    _resolve_timestamps(tx, t, cfg, report)
     rows = _numbered_rows(tx, scan, t, int(base or 0), n_malformed)
     _mark_duplicates(tx, scan, mapping, t, rows)
     _collect_rejects(tx, rows, t, cfg, line_offset, n_malformed, report)
@@ -550,12 +619,13 @@ def _load_raw(
             raise
         except duckdb.Error as exc:
             raise DataValidationError(
-                f"Cannot read {scan.path.name} as {scan.kind.format.upper()}: "
-                f"{str(exc).splitlines()[0]}. Check that it is a CSV with a header line (or "
-                "a Parquet file)."
+                f"Cannot read {scan.name} as {scan.kind.format.upper()}. Check that it is a "
+                "CSV with a header line (or a Parquet file). The reader said: "
+                f"{_refusal(exc, scan.name, scan.path)}"
             ) from exc
         if not scan.is_csv:
-            tx.execute(f"CREATE TEMP TABLE {t.rej} (line BIGINT, error VARCHAR, csv_line VARCHAR)")
+            tx.execute(f"CREATE TEMP TABLE {t.rej} (line BIGINT, error VARCHAR, reason VARCHAR, "
+                       "csv_line VARCHAR)")
             return 0
         too_long = tx.execute(
             f"SELECT count(*) FROM {t.rej}_e WHERE error_type = ?", [_LINE_TOO_LONG]
@@ -570,10 +640,77 @@ def _load_raw(
     tx.execute(
         f"""CREATE TEMP TABLE {t.rej} AS
             SELECT line, first(error_message ORDER BY column_idx) AS error,
+                   {_record_reason_sql()} AS reason,
                    first(csv_line) AS csv_line
             FROM {t.rej}_e GROUP BY line"""
     )
     return int(tx.execute(f"SELECT count(*) FROM {t.rej}").fetchone()[0])
+
+
+def _resolve_timestamps(
+    tx: duckdb.DuckDBPyConnection, t: _Tables, cfg: IngestConfig, report: IngestReport
+) -> None:
+    """Give numeric timestamps one unit for the whole column, and reject implausible dates.
+
+    The unit comes from the column's median magnitude, never from each value alone: in a
+    file of unix seconds, 253402300799 is the year 9999 (rejected), not 1978 in
+    milliseconds. All-integer ``YYYYMMDD`` columns are read as dates; a column of small
+    numbers only (all below 1e8) as sequence numbers that order each user's reviews. Any
+    date outside ``cfg.min_year``..``cfg.max_year`` rejects its row with the reason.
+    """
+    n, median, largest, ymd = tx.execute(
+        f"""SELECT count(*), median(abs(ts_num)), max(abs(ts_num)),
+                   bool_and(ts_num = trunc(ts_num) AND ts_num BETWEEN 10000101 AND 99991231
+                            AND try_strptime(CAST(TRY_CAST(ts_num AS BIGINT) AS VARCHAR),
+                                             '%Y%m%d') IS NOT NULL)
+            FROM {t.raw} WHERE ts_num IS NOT NULL AND reason IS NULL"""
+    ).fetchone()
+    lo = f"make_timestamp({cfg.min_year}, 1, 1, 0, 0, 0)"
+    hi = f"make_timestamp({cfg.max_year + 1}, 1, 1, 0, 0, 0)"
+    if n:
+        if ymd:
+            unit = "dates written as YYYYMMDD"
+            value = ("try_strptime(CAST(TRY_CAST(ts_num AS BIGINT) AS VARCHAR), '%Y%m%d')"
+                     "::TIMESTAMP")
+        elif largest < _ORDER_ONLY:
+            unit = None
+            value = "make_timestamp(CAST(ts_num * 1e6 AS BIGINT))"
+            report.notices.append(
+                "The timestamps are small numbers (all below 100,000,000), not dates: they "
+                "only order each user's reviews."
+            )
+        else:
+            unit, factor = next((u, f) for u, top, f in _TS_UNITS if median < top)
+            micros = f"(ts_num * {factor!r})"
+            # out of TIMESTAMP's range: NULL here, rejected below as out of range
+            value = (f"CASE WHEN abs({micros}) < 9e18 "
+                     f"THEN make_timestamp(CAST({micros} AS BIGINT)) END")
+        if unit:
+            report.notices.append(f"Numeric timestamps are read as {unit} since 1970."
+                                  if unit != "dates written as YYYYMMDD"
+                                  else "Numeric timestamps are read as dates (YYYYMMDD).")
+        tx.execute(f"UPDATE {t.raw} SET ts = {value} WHERE ts_num IS NOT NULL AND reason IS NULL")
+        if unit is None:
+            return_check = f"ts_num IS NULL AND ts IS NOT NULL AND (ts < {lo} OR ts >= {hi})"
+        else:
+            return_check = f"(ts IS NULL AND ts_num IS NOT NULL) OR ts < {lo} OR ts >= {hi}"
+    else:
+        return_check = f"ts IS NOT NULL AND (ts < {lo} OR ts >= {hi})"
+    tx.execute(
+        f"""UPDATE {t.raw} SET reason = '{_TS_RANGE}', ts_raw = coalesce(
+                CASE WHEN ts_num = trunc(ts_num) AND abs(ts_num) < 1e18
+                     THEN CAST(TRY_CAST(ts_num AS BIGINT) AS VARCHAR) END,
+                CAST(ts_num AS VARCHAR), strftime(ts, '%Y-%m-%d %H:%M:%S'))
+            WHERE reason IS NULL AND ({return_check})"""
+    )
+
+
+def _record_reason_sql() -> str:
+    """Our reason for a record DuckDB refused, from its error types (one per record)."""
+    cases = " ".join(f"WHEN list_contains(types, '{k}') THEN '{v}'"
+                     for k, v in _RECORD_REASONS.items())
+    return (f"(SELECT CASE {cases} ELSE '{_MALFORMED}' END "
+            "FROM (SELECT list(error_type) AS types))")
 
 
 def _numbered_rows(
@@ -670,7 +807,10 @@ def _collect_rejects(
     ).fetchall()
     by_reason = {str(r): int(n) for r, n in counts}
     if n_malformed:
-        by_reason = {_MALFORMED: n_malformed, **by_reason}
+        for reason, n in tx.execute(
+            f"SELECT reason, count(*) FROM {t.rej} GROUP BY reason"
+        ).fetchall():
+            by_reason[str(reason)] = by_reason.get(str(reason), 0) + int(n)
     report.rejected_by_reason = dict(sorted(by_reason.items(), key=lambda kv: -kv[1]))
     report.n_rejected = sum(by_reason.values())
     if not report.n_rejected:
@@ -694,7 +834,7 @@ def _rejects_select(rows: str, t: _Tables, cfg: IngestConfig, line_offset: int) 
               FROM {rows} AS r LEFT JOIN {t.dtext} AS d ON d.rid = r.rid
               WHERE r.reason IS NOT NULL)
         UNION ALL
-        SELECT line, line - 1 AS row_number, '{_MALFORMED}',
+        SELECT line, line - 1 AS row_number, reason,
                error, NULL, NULL, NULL, csv_line
         FROM {t.rej}
     """
@@ -820,13 +960,13 @@ def _insert_reviews(
     except duckdb.Error as exc:
         if _CHANGED in str(exc):
             raise DataValidationError(
-                f"{scan.path.name} changed while it was being read; nothing was stored. "
+                f"{scan.name} changed while it was being read; nothing was stored. "
                 "Upload it again."
             ) from exc
         raise
     if n != n_accepted:
         raise DataValidationError(
-            f"{scan.path.name} changed while it was being read ({n:,} rows instead of "
+            f"{scan.name} changed while it was being read ({n:,} rows instead of "
             f"{n_accepted:,}); nothing was stored. Upload it again."
         )
 

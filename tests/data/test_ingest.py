@@ -239,11 +239,18 @@ def test_parquet_files_are_ingested(store, tmp_path) -> None:
 
 
 def test_timestamps_in_seconds_milliseconds_and_dates(store, tmp_path) -> None:
+    # One unit per file, from the column: seconds here, milliseconds in the next file;
+    # text dates are parsed as dates in either.
     rows = small_rows()[:3]
-    rows[0][4], rows[1][4], rows[2][4] = 1_600_000_000, 1_600_000_000_000, "2020-09-13"
-    ingest_file(store, write_csv(tmp_path / "t.csv", rows), "t")
-    ts = list(_reviews(store, "t").ts.astype(str))
-    assert ts == ["2020-09-13 12:26:40", "2020-09-13 12:26:40", "2020-09-13 00:00:00"]
+    rows[0][4], rows[1][4], rows[2][4] = 1_600_000_000, 1_600_000_100, "2020-09-13"
+    ingest_file(store, write_csv(tmp_path / "s.csv", rows), "s")
+    ts = list(_reviews(store, "s").ts.astype(str))
+    assert ts == ["2020-09-13 12:26:40", "2020-09-13 12:28:20", "2020-09-13 00:00:00"]
+    rows[0][4], rows[1][4] = 1_600_000_000_000, 1_600_000_100_000
+    report = ingest_file(store, write_csv(tmp_path / "ms.csv", rows), "ms")
+    assert "Numeric timestamps are read as milliseconds since 1970." in report.notices
+    ts = list(_reviews(store, "ms").ts.astype(str))
+    assert ts == ["2020-09-13 12:26:40", "2020-09-13 12:28:20", "2020-09-13 00:00:00"]
 
 
 def test_category_separator_is_configurable(store, tmp_path) -> None:
