@@ -180,9 +180,10 @@ def transcode_to_utf8(path: Path, encoding: str, workdir: Path | None = None) ->
     pending_cr = False  # a chunk that ends in CR may be half of a CRLF
     try:
         with open(path, "rb") as src, os.fdopen(fd, "w", encoding="utf-8", newline="") as dst:
-            for block in iter(lambda: src.read(CHUNK), b""):
-                try:
-                    text = decoder.decode(block)
+            while True:
+                block = src.read(CHUNK)
+                try:  # b"": the end, where a truncated last character fails
+                    text = decoder.decode(block, final=not block)
                 except UnicodeDecodeError as exc:
                     raise DataValidationError(
                         f"{path.name} is not valid {encoding} near byte {offset + exc.start}. "
@@ -190,13 +191,13 @@ def transcode_to_utf8(path: Path, encoding: str, workdir: Path | None = None) ->
                     ) from exc
                 if pending_cr:
                     text = "\r" + text
-                pending_cr = text.endswith("\r")
+                pending_cr = bool(block) and text.endswith("\r")
                 if pending_cr:
                     text = text[:-1]
                 dst.write(text.replace("\r\n", "\n").replace("\r", "\n"))
+                if not block:
+                    break
                 offset += len(block)
-            tail = decoder.decode(b"", final=True) + ("\r" if pending_cr else "")
-            dst.write(tail.replace("\r\n", "\n").replace("\r", "\n"))
     except BaseException:
         os.unlink(tmp)
         raise
