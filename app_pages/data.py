@@ -39,7 +39,10 @@ st.header("Add a dataset")
 st.caption(f"CSV, TSV or TXT (any common encoding and delimiter) or Parquet, one review per row. "
            f"Required columns: {', '.join(REQUIRED_COLUMNS)}; optional: timestamp, category "
            "(a path such as `Audio > Headphones`), item_title.")
-file = st.file_uploader("Review file", type=[s[1:] for s in upload.SUFFIXES], key="data_upload")
+file = st.file_uploader("Review file", type=[s[1:] for s in upload.SUFFIXES],
+                        key=upload.uploader_key(),
+                        help=f"Up to {st.get_option('server.maxUploadSize'):,} MB here; ingest "
+                        "larger files from disk with `python -m mgi_core ingest FILE --name NAME`.")
 try:
     staged = upload.stage(file)
 except MgiError as exc:
@@ -47,6 +50,8 @@ except MgiError as exc:
     staged = None
 if staged is not None:
     upload.show_staged(file, staged, store)
+elif (result := state.get("data_result")) is not None and result["error"] is None:
+    upload.show_result(result)  # the file was ingested and the uploader emptied
 
 st.header("Dataset overview")
 if not stored:

@@ -18,6 +18,7 @@ import streamlit as st
 
 from dashboard.charts import empty_figure, plain_label
 from dashboard.resources import show_error
+from dashboard.text import plain
 from mgi_core.errors import MgiError
 from mgi_core.evaluation import browse
 from mgi_core.evaluation.compare import ComparisonReport, compare, parse_spec
@@ -282,12 +283,12 @@ def ready(store: Store, dataset: str, systems: Sequence[str]) -> bool:
             what = ("Embed it with the pre-trained encoder: the Train page's 'Embed with the "
                     "pre-trained encoder (base)' button" if version == BASE_VERSION else
                     "Pick another version, or train one on this dataset")
-            st.warning(f"{name}: version {version} has no embeddings for {dataset}, so it "
-                       f"cannot rank its items. {what}.", icon=":material/warning:")
+            st.warning(plain(f"{name}: version {version} has no embeddings for {dataset}, "
+                             f"so it cannot rank its items. {what}."), icon=":material/warning:")
             st.page_link("app_pages/train.py", label="Go to the Train page",
                          icon=":material/model_training:")
         elif browse.evaluation_stamp(store, dataset, system) is None:
-            st.info(f"{name}: {system} has no stored evaluation on {dataset} yet.",
+            st.info(plain(f"{name}: {system} has no stored evaluation on {dataset} yet."),
                     icon=":material/info:")
             if system not in missing:
                 missing.append(system)
@@ -343,6 +344,6 @@ def show_changed_users(store: Store, dataset: str, a: str, b: str,
               **{flag: st.column_config.CheckboxColumn(flag, width=78)
                  for flag in ("in both", "held out")}}
     for column, side, system, frame in zip(st.columns(2), "AB", (a, b), marked, strict=True):
-        column.caption(f"{side}: {system}")
+        column.caption(plain(f"{side}: {system}"))
         column.dataframe(frame, hide_index=True, column_config=config,
                          column_order=["rank", "title", "in both", "held out"])

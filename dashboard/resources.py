@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.text import plain
 from mgi_core.errors import MgiError
 from mgi_core.store import Store, resolve_db_path
 
@@ -21,11 +22,14 @@ def get_store() -> Store:
     try:
         return _open_store(str(resolve_db_path()))
     except MgiError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         st.stop()
         raise  # unreachable: st.stop() raises
 
 
 def show_error(exc: MgiError) -> None:
-    """How every page reports an MgiError: its message, no traceback."""
-    st.error(str(exc), icon=":material/error:")
+    """How every page reports an MgiError: its message as plain text, no traceback.
+
+    Messages quote user data (file and column names, values): never rendered as markdown.
+    """
+    st.error(plain(exc), icon=":material/error:")

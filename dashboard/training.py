@@ -23,6 +23,7 @@ import streamlit as st
 
 from dashboard.charts import empty_figure
 from dashboard.resources import show_error
+from dashboard.text import plain
 from mgi_core.config import TASKS, TrainConfig
 from mgi_core.errors import MgiError
 from mgi_core.jobs.manager import active_job, cancel_job, job_progress, start_job
@@ -385,9 +386,9 @@ def track_job(store: Store, job: dict[str, Any] | None) -> None:
 
 def _outcome(store: Store, job: Mapping[str, Any]) -> tuple[str, str]:
     """('success' | 'warning' | 'error', message) for a job that has ended."""
-    version, dataset = job["version"], job["dataset"]
+    version, dataset = plain(job["version"]), plain(job["dataset"])
     if job["kind"] == "train":
-        info = get_version(store, version, usable=False)
+        info = get_version(store, job["version"], usable=False)
         state, message = info["status"], info.get("message")
     else:
         progress = job_progress(job["run_dir"])
@@ -401,7 +402,7 @@ def _outcome(store: Store, job: Mapping[str, Any]) -> tuple[str, str]:
         return "success", what
     if state == "cancelled":
         return "warning", f"The {job['kind']} job for {version} on {dataset} was cancelled."
-    return "error", f"The {job['kind']} job for {version} on {dataset} failed: {message}"
+    return "error", f"The {job['kind']} job for {version} on {dataset} failed: {plain(message)}"
 
 
 @st.fragment(run_every=REFRESH_S)
@@ -426,8 +427,9 @@ def show_progress(store: Store, job: Mapping[str, Any]) -> None:
     # later, once the job process has imported its libraries.
     elapsed = elapsed_s(job.get("started_at") or progress.get("started"))
     head, button = st.columns([5, 1], vertical_alignment="center")
-    head.markdown(f"**{what}** · version **{job['version']}** · dataset **{job['dataset']}** · "
-                  f"{progress.get('device') or 'device: starting'} · elapsed "
+    head.markdown(f"**{what}** · version **{plain(job['version'])}** · dataset "
+                  f"**{plain(job['dataset'])}** · "
+                  f"{plain(progress.get('device') or 'device: starting')} · elapsed "
                   f"{format_duration(elapsed)}")
     button.button("Cancel", key="train_cancel", icon=":material/stop_circle:", width="stretch",
                   on_click=cancel, args=(store, job["version"]),
@@ -436,7 +438,7 @@ def show_progress(store: Store, job: Mapping[str, Any]) -> None:
     st.progress(fraction, text=text)
     show_last_error("train_cancel_error")
     for notice in progress.get("notices") or []:
-        st.info(notice, icon=":material/info:")
+        st.info(plain(notice), icon=":material/info:")
     losses = progress.get("loss") or {}
     if losses:
         cells = st.columns(max(len(losses), 4))
@@ -465,7 +467,7 @@ def show_versions(store: Store, job: Mapping[str, Any] | None = None) -> None:
     """The versions table (and what the running ``job`` will add) and one version's curves."""
     versions = list_versions(store)
     if (note := versions_note(job, bool(versions))) is not None:
-        st.caption(note)
+        st.caption(plain(note))
     if not versions:
         return
     frame = versions_frame(versions, embedded_datasets(store))
@@ -485,6 +487,6 @@ def show_versions(store: Store, job: Mapping[str, Any] | None = None) -> None:
     name = st.selectbox("Training curves of", names, key="train_curves", width=320)
     info = tuned[names.index(name)]
     note = f": {info['message']}" if info["status"] != "ready" and info.get("message") else ""
-    st.caption(f"{info['status']}{note} · {info.get('strategy')} on {info.get('dataset')} · "
-               f"base encoder `{info.get('base_model')}`")
+    st.caption(plain(f"{info['status']}{note} · {info.get('strategy')} on {info.get('dataset')}"
+                     f" · base encoder {info.get('base_model')}"))
     show_curves(version_events(store, info), key="train_version")

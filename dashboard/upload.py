@@ -1,15 +1,23 @@
 """The Data page's upload flow: stage a file, the mapping form, ingest, and show the outcome.
 
+An upload is copied to disk once, in chunks, when it is staged (``save_upload``); the
+inspection and the ingest read that copy. After a successful ingest the uploader is reset
+(a new widget key), so Streamlit drops the file's bytes from the server's memory, and the
+copy is deleted. A copy left by a killed server is removed by the next ingest
+(``mgi_core.data.files.cleanup_stale_temp_files``: its folder name carries the pid).
+
 Widget state lives in ``st.session_state`` under ``data_*`` keys. The pure helpers
-(``saved``, ``dataset_name``, ``mapping_from_choices``, ``delimiter_name``) need no Streamlit.
+(``save_upload``, ``dataset_name``, ``mapping_from_choices``, ``delimiter_name``) need no
+Streamlit.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +27,7 @@ import streamlit as st
 from dashboard import charts
 from dashboard.export import to_csv_bytes
 from dashboard.resources import show_error
+from dashboard.text import plain
 from mgi_core.config import IngestConfig
 from mgi_core.data.columns import CANONICAL_COLUMNS, REQUIRED_COLUMNS
 from mgi_core.data.ingest import ingest_file, inspect_file
@@ -32,14 +41,31 @@ DEFAULTS = IngestConfig()
 DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
-@contextmanager
-def saved(upload: Any) -> Iterator[str]:
-    """The upload as a temporary file for the core (which reads paths); removed afterwards."""
+COPY_CHUNK = 1024 * 1024
+
+
+def save_upload(upload: Any, folder: str | Path | None = None) -> Path:
+    """The upload copied to a new temporary folder, 1 MiB at a time (no second copy of the
+    file in memory). The folder's name carries this process's id; remove it with
+    :func:`discard`."""
     suffix = Path(upload.name).suffix.lower()
-    with tempfile.TemporaryDirectory(prefix="mgi_upload_") as folder:
-        path = Path(folder) / ("upload" + (suffix if suffix in SUFFIXES else ""))
-        path.write_bytes(upload.getbuffer())
-        yield str(path)
+    target = Path(tempfile.mkdtemp(prefix=f"mgi_upload_{os.getpid()}_", dir=folder))
+    path = target / ("upload" + (suffix if suffix in SUFFIXES else ""))
+    upload.seek(0)
+    with open(path, "wb") as fh:
+        shutil.copyfileobj(upload, fh, COPY_CHUNK)
+    return path
+
+
+def discard(path: str | Path | None) -> None:
+    """Remove a saved upload and its folder (nothing when already gone)."""
+    if path is not None:
+        shutil.rmtree(Path(path).parent, ignore_errors=True)
+
+
+def uploader_key() -> str:
+    """The uploader's key: a new one after each successful ingest empties the widget."""
+    return f"data_upload_{st.session_state.get('data_upload_round', 0)}"
 
 
 def dataset_name(file_name: str) -> str:
@@ -67,12 +93,21 @@ def stage(upload: Any) -> dict[str, Any] | None:
     state = st.session_state
     staged = state.get("data_staged")
     if upload is None:
-        state.pop("data_staged", None)
+        if staged is not None:
+            discard(state.pop("data_staged")["path"])
         return None
     if staged is None or staged["file_id"] != upload.file_id:
-        with saved(upload) as path:
-            inspection = inspect_file(path)
-        staged = state["data_staged"] = {"file_id": upload.file_id, "inspection": inspection}
+        if staged is not None:
+            discard(state.pop("data_staged")["path"])
+        state.pop("data_result", None)
+        path = save_upload(upload)
+        try:
+            inspection = inspect_file(path, file_name=upload.name)
+        except BaseException:
+            discard(path)
+            raise
+        staged = state["data_staged"] = {"file_id": upload.file_id, "inspection": inspection,
+                                         "path": path}
         for col in CANONICAL_COLUMNS:
             fallback = None if col in REQUIRED_COLUMNS else NONE
             state[f"data_map_{col}"] = inspection.guessed_mapping.get(col, fallback)
@@ -81,21 +116,27 @@ def stage(upload: Any) -> dict[str, Any] | None:
 
 
 def ingest(store: Store, upload: Any) -> None:
-    """Form callback: ingest the uploaded file with the chosen mapping and options."""
+    """Form callback: ingest the staged file with the chosen mapping and options.
+
+    On success the uploader is emptied (its bytes leave the server's memory) and the copy
+    on disk removed; on an error both stay, so the mapping can be changed and tried again.
+    """
     state = st.session_state
     mapping = mapping_from_choices({c: state.get(f"data_map_{c}") for c in CANONICAL_COLUMNS})
+    staged = state["data_staged"]
     result: dict[str, Any] = {"file_id": upload.file_id, "error": None}
     try:
         config = IngestConfig(category_separator=state["data_sep"], strict=state["data_strict"],
                               rating_min=state["data_rmin"], rating_max=state["data_rmax"])
-        with saved(upload) as path:
-            report = ingest_file(store, path, state["data_name"].strip(), mapping, config,
-                                 file_name=upload.name)
+        report = ingest_file(store, staged["path"], state["data_name"].strip(), mapping, config,
+                             file_name=upload.name)
     except MgiError as exc:
         result.update(error=exc, report=getattr(exc, "report", None))
     else:
         result.update(report=report)
         state["data_selected"] = report.dataset
+        discard(state.pop("data_staged")["path"])
+        state["data_upload_round"] = state.get("data_upload_round", 0) + 1
     state["data_result"] = result
 
 
@@ -152,7 +193,7 @@ def show_result(result: dict[str, Any]) -> None:
     if result["error"] is not None:
         show_error(result["error"])
     else:
-        (st.info if report.unchanged else st.success)(report.summary())
+        (st.info if report.unchanged else st.success)(plain(report.summary()))
     if report is None:
         return
     accepted = "Accepted" if report.committed else "Valid (nothing stored)"
@@ -163,7 +204,7 @@ def show_result(result: dict[str, Any]) -> None:
     for cell, (label, value) in zip(st.columns(5), counts.items(), strict=False):
         cell.metric(label, f"{value:,}")
     for notice in report.notices:
-        st.info(notice, icon=":material/info:")
+        st.info(plain(notice), icon=":material/info:")
     if report.rejected_rows:
         rows = pd.DataFrame(report.rejected_rows)
         show_rejects(report.rejected_by_reason, rows, to_csv_bytes(rows), report.dataset, "upload")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from streamlit.testing.v1 import AppTest
@@ -27,4 +28,10 @@ def open_page(page: str) -> AppTest:
 
 
 def texts(elements: Any) -> str:
+    """The elements' texts as a reader sees them: markdown escapes (dashboard.text.plain)
+    and its hard line breaks removed. ``raw_texts`` gives the markdown source."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", raw_texts(elements).replace("  \n", "\n"))
+
+
+def raw_texts(elements: Any) -> str:
     return "\n".join(str(e.value) for e in elements)

@@ -51,7 +51,7 @@ def _csv_bytes(rows: list[list[object]], header: list[str] | None = None) -> byt
 
 
 def _upload(at: AppTest, name: str, content: bytes) -> AppTest:
-    at.file_uploader(key="data_upload").set_value((name, content, "text/csv"))
+    at.file_uploader[0].set_value((name, content, "text/csv"))
     return _run(at)
 
 
