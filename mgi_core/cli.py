@@ -125,6 +125,20 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--dataset", default=None, help="Default: the version's dataset.")
     prof.add_argument("--json", action="store_true")
 
+    jobs = sub.add_parser(
+        "jobs", parents=[db],
+        help="List jobs, newest first (a job whose process has ended shows as failed).",
+    )
+    jobs.add_argument("--json", action="store_true", help="Print JSON.")
+
+    cancel = sub.add_parser(
+        "cancel", parents=[db],
+        help="Stop the running job of a version (or mark it cancelled if its process ended).",
+    )
+    cancel.add_argument("version", help="The version the job makes, e.g. v3 (see 'jobs').")
+    cancel.add_argument("--grace", type=float, default=30.0,
+                        help="Seconds to wait after SIGTERM before SIGKILL (default 30).")
+
     run_job = sub.add_parser("run-job", help=argparse.SUPPRESS)
     run_job.add_argument("run_dir", type=Path)
 
@@ -246,7 +260,11 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def _run_inline(store, kind: str, dataset: str, config: TrainConfig) -> str:
-    """Run a job in this process (Ctrl-C cancels it cleanly) and register the result."""
+    """Run a job in this process (Ctrl-C or SIGTERM cancels it cleanly); register the result.
+
+    The job's row names this process, so if it is killed outright the next refresh (any
+    later command, or the dashboard) closes the job as failed.
+    """
     import signal
 
     from mgi_core.jobs.manager import prepare_job, refresh_jobs
@@ -259,11 +277,12 @@ def _run_inline(store, kind: str, dataset: str, config: TrainConfig) -> str:
         stop["requested"] = True
         print("stopping after this step …", file=sys.stderr)
 
-    old = signal.signal(signal.SIGINT, on_signal)
+    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         state = run_job(run_dir, should_stop=lambda: stop["requested"])
     finally:
-        signal.signal(signal.SIGINT, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
     refresh_jobs(store)
     if state != "finished":
         from mgi_core.jobs.run_files import RunFiles, read_json
@@ -318,6 +337,37 @@ def cmd_versions(args: argparse.Namespace) -> int:
                                                          "match/recall@10") if k in m)
         print(f"{r['version']:<8} {r['kind']:<10} {r['dataset'] or '-':<12} "
               f"{r['strategy'] or '-':<7} {r['status']:<9} {headline}")
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from mgi_core.jobs.manager import list_jobs
+
+    with _open_store(args.db) as store:
+        rows = list_jobs(store)
+    if args.json:
+        print(json.dumps(rows, default=str, indent=2))
+        return 0
+    if not rows:
+        print("No jobs yet: python -m mgi_core train --dataset NAME")
+        return 0
+    print(f"{'job':<12} {'kind':<5} {'version':<8} {'dataset':<12} {'status':<9} {'pid':>7} "
+          f"{'started':<19} {'finished':<19} message")
+    for r in rows:
+        started, finished = (f"{t:%Y-%m-%d %H:%M:%S}" if t else "-"
+                             for t in (r["started_at"], r["finished_at"]))
+        print(f"{r['job_id']:<12} {r['kind']:<5} {r['version']:<8} {r['dataset']:<12} "
+              f"{r['status']:<9} {r['pid'] or '-':>7} {started:<19} {finished:<19} "
+              f"{r['message'] or ''}")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from mgi_core.jobs.manager import cancel_job
+
+    with _open_store(args.db) as store:
+        done = cancel_job(store, args.version, grace_s=args.grace)
+    print(f"Cancelled {args.version}. {done}")
     return 0
 
 
@@ -423,7 +473,7 @@ COMMANDS = {
     "ingest": cmd_ingest, "datasets": cmd_datasets, "load-demo": cmd_load_demo,
     "train": cmd_train, "embed": cmd_embed, "versions": cmd_versions, "run-job": cmd_run_job,
     "evaluate": cmd_evaluate, "compare": cmd_compare, "recommend": cmd_recommend,
-    "profile": cmd_profile,
+    "profile": cmd_profile, "jobs": cmd_jobs, "cancel": cmd_cancel,
 }
 
 

@@ -4,6 +4,12 @@ A job runs ``python -m mgi_core run-job RUN_DIR`` in its own session, so closing
 browser tab or restarting a page does not stop it. The app polls its run folder
 (:func:`refresh_jobs`) and registers a finished run as a model version in one transaction.
 One job runs at a time per database.
+
+Every job row names the process that runs it, from the moment it is inserted: the process
+that prepared it (the CLI runs the job inline; the app until :func:`spawn` hands it to a
+child), with that process's start time. A job whose process is gone, or whose pid now
+belongs to another process, is closed as failed by :func:`refresh_jobs`, so a killed job
+never blocks the next one.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import sys
 import threading
 import time
 import uuid
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +49,36 @@ def runs_root(store: Store) -> Path:
     return parent / "runs"
 
 
-def _pid_alive(pid: int | None) -> bool:
+_HAVE_PROC = Path("/proc/self/stat").exists()
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, start time) of ``pid`` from /proc/PID/stat, or None (no /proc, no process).
+
+    The start time is field 22, clock ticks after boot: it tells a process from a later
+    one given the same pid.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()  # after "pid (comm)": fields[0] is field 3
+    return fields[0], int(fields[19])
+
+
+def process_start_time(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks after boot); None where there is no /proc."""
+    stat = _proc_stat(pid)
+    return stat[1] if stat else None
+
+
+def owner_alive(pid: int | None, started: int | None) -> bool:
+    """Whether the process recorded as running a job still runs.
+
+    It must exist, not be a zombie and, when its start time was recorded, have started
+    then (so a pid reused by another process does not count). Without /proc (macOS,
+    Windows) only the pid is checked.
+    """
     if not pid:
         return False
     try:
@@ -50,18 +86,20 @@ def _pid_alive(pid: int | None) -> bool:
         if done == pid:
             return False
     except ChildProcessError:
-        pass  # not our child (another app process started it)
+        pass  # not our child (the CLI, or another app process, started it)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        return b"run-job" in cmdline
-    except OSError:
-        return True
+        pass  # it exists, under another user
+    stat = _proc_stat(pid)
+    if stat is None:
+        return not _HAVE_PROC  # with /proc: it ended meanwhile; without: pid-only
+    state, start = stat
+    if state in ("Z", "X"):  # killed, not yet reaped by its parent
+        return False
+    return started is None or start == started
 
 
 def active_job(store: Store) -> dict[str, Any] | None:
@@ -111,10 +149,13 @@ def prepare_job(store: Store, kind: str, dataset: str, config: TrainConfig) -> t
                 [version, dataset, config.base_model, config.strategy, config.to_json(),
                  data_hash, str(run_dir)],
             )
+        # Until spawn() hands the job to a child, this process runs it (the CLI runs it
+        # inline): if this process dies, refresh_jobs fails the job instead of waiting.
         tx.execute(
-            "INSERT INTO jobs (job_id, kind, version, dataset, run_dir, status) "
-            "VALUES (?, ?, ?, ?, ?, 'running')",
-            [job_id, kind, version, dataset, str(run_dir)],
+            "INSERT INTO jobs (job_id, kind, version, dataset, run_dir, status, pid, "
+            "pid_start, detached) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, false)",
+            [job_id, kind, version, dataset, str(run_dir), os.getpid(),
+             process_start_time(os.getpid())],
         )
     return version, run_dir
 
@@ -131,14 +172,30 @@ def spawn(store: Store, run_dir: Path) -> int:
         stdin=subprocess.DEVNULL, start_new_session=True,
     )
     log_fh.close()
-    store.cursor().execute("UPDATE jobs SET pid = ? WHERE run_dir = ?", [proc.pid, str(run_dir)])
+    store.cursor().execute(
+        "UPDATE jobs SET pid = ?, pid_start = ?, detached = true WHERE run_dir = ?",
+        [proc.pid, process_start_time(proc.pid), str(run_dir)],
+    )
     return proc.pid
 
 
 def start_job(store: Store, kind: str, dataset: str, config: TrainConfig | None = None) -> str:
-    """Prepare and spawn a job; return the version it will produce."""
+    """Prepare and spawn a job; return the version it will produce.
+
+    Raises:
+        JobError: another job is running, or the child process could not be started (the
+            job is then closed as failed).
+    """
     version, run_dir = prepare_job(store, kind, dataset, config or TrainConfig())
-    spawn(store, run_dir)
+    try:
+        spawn(store, run_dir)
+    except OSError as exc:
+        job_id = store.cursor().execute(
+            "SELECT job_id FROM jobs WHERE run_dir = ?", [str(run_dir)]
+        ).fetchone()[0]
+        message = f"The job process could not be started: {exc}"
+        _close_job(store, job_id, kind, version, "failed", message)
+        raise JobError(f"{message}. See {run_dir / 'job.log'}.") from exc
     return version
 
 
@@ -164,19 +221,17 @@ def refresh_jobs(store: Store) -> list[str]:
 
 def _refresh_jobs(store: Store) -> list[str]:
     rows = store.cursor().execute(
-        "SELECT job_id, kind, version, dataset, pid, run_dir FROM jobs WHERE status = 'running'"
+        "SELECT job_id, kind, version, dataset, pid, pid_start, detached, run_dir FROM jobs "
+        "WHERE status = 'running'"
     ).fetchall()
     changed = []
-    for job_id, kind, version, dataset, pid, run_dir in rows:
+    for job_id, kind, version, dataset, pid, pid_start, detached, run_dir in rows:
         status = read_json(RunFiles(Path(run_dir)).status) or {}
         state = status.get("state")
         if state not in TERMINAL:
-            if pid is None or _pid_alive(pid):
-                continue
-            state, status["message"] = "failed", (
-                "The job process ended without finishing (it was killed or crashed); "
-                f"see {Path(run_dir) / 'job.log'}."
-            )
+            if pid is None or owner_alive(pid, pid_start):
+                continue  # running (no pid: a row written by hand, nothing to check)
+            state, status["message"] = "failed", _ended_message(pid, bool(detached), run_dir)
         if state == "finished":
             try:
                 register_run(store, job_id, kind, version, dataset, Path(run_dir), status)
@@ -187,6 +242,14 @@ def _refresh_jobs(store: Store) -> list[str]:
             _close_job(store, job_id, kind, version, state, status.get("message"))
         changed.append(version)
     return changed
+
+
+def _ended_message(pid: int, detached: bool, run_dir: str) -> str:
+    if detached:
+        return ("The job process ended without finishing (it was killed or crashed); "
+                f"see {Path(run_dir) / 'job.log'}.")
+    return (f"The process that ran this job (PID {pid}: the command line, or the app before "
+            "it started the job) ended without finishing it (it was killed or crashed).")
 
 
 def _close_job(store: Store, job_id: str, kind: str, version: str, state: str,
@@ -288,20 +351,76 @@ def _log_rows(version: str, events: list[dict[str, Any]]):
                 yield (version, e["step"], e["epoch"], f"val/{name}", value)
 
 
-def cancel_job(store: Store, version: str, grace_s: float = 30.0) -> None:
-    """Ask the running job of ``version`` to stop (SIGTERM), force it after ``grace_s``."""
-    row = store.cursor().execute(
-        "SELECT job_id, kind, pid FROM jobs WHERE version = ? AND status = 'running'",
+def list_jobs(store: Store) -> list[dict[str, Any]]:
+    """Every job, newest first, after refreshing their states (a dead job shows as failed)."""
+    refresh_jobs(store)
+    cur = store.cursor().execute(
+        "SELECT job_id, kind, version, dataset, status, pid, started_at, finished_at, message "
+        "FROM jobs ORDER BY started_at DESC, job_id"
+    )
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+_LAST_JOB = {"finished": "finished", "failed": "failed", "cancelled": "was cancelled"}
+
+
+def cancel_job(store: Store, version: str, grace_s: float = 30.0) -> str:
+    """Stop the running job of ``version`` and mark it cancelled; return what was done.
+
+    A live job gets SIGTERM (to its process group if it is a child in its own session,
+    else to its process alone) and SIGKILL after ``grace_s``. A job whose process has
+    ended, or one this process prepared but has not started, is only marked. This process
+    and its group are never signalled.
+
+    Raises:
+        JobError: no job of ``version`` is running.
+    """
+    cur = store.cursor()
+    row = cur.execute(
+        "SELECT job_id, kind, pid, pid_start, detached FROM jobs "
+        "WHERE version = ? AND status = 'running' ORDER BY started_at DESC LIMIT 1",
         [version],
     ).fetchone()
     if row is None:
-        raise JobError(f"No running job for version {version!r}.")
-    job_id, kind, pid = row
-    if pid and _pid_alive(pid):
-        os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and _pid_alive(pid):
-            time.sleep(0.2)
-        if _pid_alive(pid):
-            os.killpg(pid, signal.SIGKILL)
+        last = cur.execute(
+            "SELECT status FROM jobs WHERE version = ? ORDER BY started_at DESC LIMIT 1",
+            [version],
+        ).fetchone()
+        why = f"its last job {_LAST_JOB.get(last[0], last[0])}" if last else "no job made it"
+        raise JobError(f"No running job for version {version!r}: {why}. "
+                       "List the jobs with: python -m mgi_core jobs")
+    job_id, kind, pid, pid_start, detached = row
+    if pid is None:
+        done = "No process was recorded for it; marked it cancelled."
+    elif not owner_alive(pid, pid_start):
+        done = f"Its process (PID {pid}) had already ended; marked it cancelled."
+    elif pid == os.getpid():
+        done = "It had not started (this process prepared it); marked it cancelled."
+    else:
+        done = _stop_process(pid, pid_start, bool(detached), grace_s)
     _close_job(store, job_id, kind, version, "cancelled", "Cancelled by the user.")
+    return done
+
+
+def _stop_process(pid: int, pid_start: int | None, detached: bool, grace_s: float) -> str:
+    """SIGTERM, then SIGKILL after ``grace_s``: to the group of a child that leads its own
+    session, else to ``pid`` alone (a CLI job shares its shell's group, maybe ours)."""
+    try:
+        group = detached and os.getpgid(pid) == pid != os.getpgrp()
+    except ProcessLookupError:
+        return f"Its process (PID {pid}) had already ended; marked it cancelled."
+    target = f"process group {pid}" if group else f"process {pid}"
+
+    def send(sig: signal.Signals) -> None:
+        with suppress(ProcessLookupError):
+            (os.killpg if group else os.kill)(pid, sig)
+
+    send(signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and owner_alive(pid, pid_start):
+        time.sleep(0.2)
+    if not owner_alive(pid, pid_start):
+        return f"Sent SIGTERM to {target}; it stopped."
+    send(signal.SIGKILL)
+    return f"Sent SIGTERM to {target}; it did not stop within {grace_s:g} s, so sent SIGKILL."

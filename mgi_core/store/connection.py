@@ -12,7 +12,7 @@ import os
 import re
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import duckdb
@@ -23,6 +23,23 @@ from mgi_core.store.schema import MIGRATIONS, SCHEMA_VERSION
 log = logging.getLogger(__name__)
 
 DEFAULT_DB_PATH = Path("data") / "mgi.duckdb"
+# What DuckDB 2.x raises on a damaged file: IOException (not a database file; cut short),
+# a plain Error ("Corrupt database file: computed checksum …", a damaged WAL), and for
+# bytes that decode to nonsense SerializationException, InternalException or FatalException.
+# Errors in MGI's own SQL (ProgrammingError: parser, binder, catalog) are bugs, not damage.
+_DAMAGE = (duckdb.IOException, duckdb.SerializationException, duckdb.InternalException,
+           duckdb.FatalException)
+# IOException also says that a path cannot be used at all; that is not damage.
+_NOT_DAMAGE = ("No such file", "does not exist", "Is a directory", "Permission denied",
+               "No space left")
+
+
+def _is_damage(exc: duckdb.Error) -> bool:
+    if any(marker in str(exc) for marker in _NOT_DAMAGE):
+        return False
+    return isinstance(exc, _DAMAGE) or type(exc) is duckdb.Error
+
+
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<prog>.+?) \(PID (?P<pid>\d+)\)")
 
 
@@ -43,7 +60,8 @@ class Store:
 
     Raises:
         StoreBusyError: another process holds the file.
-        StoreError: the file is not a DuckDB database or has a newer schema.
+        StoreError: the file is damaged, is not a DuckDB database, cannot be used (a folder,
+            no permission) or has a newer schema.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, read_only: bool = False):
@@ -51,8 +69,17 @@ class Store:
         self.read_only = read_only
         self._local = threading.local()
         self._conn = self._connect()
-        if not read_only:
-            self._migrate()
+        try:
+            if read_only:
+                self._check_readable()
+            else:
+                self._migrate()
+        except BaseException as exc:
+            with suppress(duckdb.Error):
+                self._conn.close()  # let go of the file (and DuckDB's cached instance of it)
+            if isinstance(exc, duckdb.Error) and not isinstance(exc, duckdb.ProgrammingError):
+                raise self._open_error(exc) from exc
+            raise  # a newer schema (StoreError), or a bug in MGI's own SQL
 
     # -- opening ------------------------------------------------------------------------
     def _connect(self) -> duckdb.DuckDBPyConnection:
@@ -74,12 +101,34 @@ class Store:
                     "example the dashboard started by 'make run'), or point MGI at another "
                     "file with --db PATH or the MGI_DB environment variable."
                 ) from exc
-            raise StoreError(f"Cannot open the database {self.path}: {msg}") from exc
+            raise self._open_error(exc) from exc
         except duckdb.Error as exc:
-            raise StoreError(
-                f"Cannot open {self.path} as a DuckDB database ({exc}). Choose another file "
-                "with --db PATH, or move this one away to start afresh."
-            ) from exc
+            raise self._open_error(exc) from exc
+
+    def _open_error(self, exc: duckdb.Error) -> StoreError:
+        """The error to show for ``exc`` raised while opening: damage, or a path problem."""
+        if not _is_damage(exc):
+            return StoreError(
+                f"Cannot open the database {self.path}: {exc}. Check that the path is a file "
+                "you may read and write, or choose another file with --db PATH or the MGI_DB "
+                "environment variable."
+            )
+        wal = Path(f"{self.path}.wal")
+        beside = f" and {wal.name} beside it" if wal.exists() else ""
+        return StoreError(
+            f"Cannot open {self.path}: the file is damaged or is not a DuckDB database "
+            f"({exc}). Move it{beside} out of the way (MGI then starts a new, empty database "
+            "there) or restore it from a backup, or choose another file with --db PATH or "
+            "the MGI_DB environment variable."
+        )
+
+    def _check_readable(self) -> None:
+        """Read the schema version, as opening read-write does: a truncated file fails here."""
+        exists = self._conn.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_info'"
+        ).fetchone()[0]
+        if exists:
+            self._conn.execute("SELECT max(version) FROM schema_info").fetchone()
 
     def _migrate(self) -> None:
         cur = self.cursor()

@@ -175,6 +175,30 @@ MIGRATIONS.append(
     """
 )
 
+MIGRATIONS.append(
+    # 3 -> 4: who runs a job. ``pid`` is now set from the moment the row is inserted: the
+    # process that prepared the job (the CLI runs it inline; the app until spawn() hands it
+    # to a child), with that process's start time so that a reused pid is not taken for it.
+    # A job still 'running' without a pid was run by a process that held this file (the
+    # CLI, or the app before it spawned the child); the file is free now, so it has ended.
+    """
+    ALTER TABLE jobs ADD COLUMN pid_start BIGINT;  -- Linux: /proc/PID/stat field 22 (ticks)
+    ALTER TABLE jobs ADD COLUMN detached BOOLEAN;  -- pid leads its own session (a child)
+    UPDATE jobs SET detached = pid IS NOT NULL;
+    UPDATE model_versions
+    SET status = 'failed', finished_at = current_timestamp,
+        message = 'The process that ran this job ended without finishing it (it was '
+                  || 'killed or crashed).'
+    WHERE status = 'running' AND version IN (
+        SELECT version FROM jobs WHERE kind = 'train' AND status = 'running' AND pid IS NULL);
+    UPDATE jobs
+    SET status = 'failed', finished_at = current_timestamp,
+        message = 'The process that ran this job ended without finishing it (it was '
+                  || 'killed or crashed).'
+    WHERE status = 'running' AND pid IS NULL;
+    """
+)
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Tables a caller may name dynamically (identifiers are never taken from user input).
