@@ -3,10 +3,12 @@ CommonMark as Streamlit's renderer implements it)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from markdown_it import MarkdownIt
 
-from dashboard.text import plain
+from dashboard.text import WORD_JOINER, plain
 
 HOSTILE = [
     "![x](http://127.0.0.1:9/track.png)",
@@ -22,6 +24,7 @@ HOSTILE = [
     "a\\*b back\\slash",
     "line one\nline two",
     "&amp; &lt;b&gt;",
+    "www.example.org and mail alice@example.com",
 ]
 
 
@@ -35,11 +38,12 @@ def test_plain_renders_no_markup(text) -> None:
     for tag in ("<img", "<a ", "<strong", "<em", "<code", "<h1", "<ul", "<ol", "<blockquote",
                 "<s>", "<del"):
         assert tag not in html, (text, html)
-    assert "http://" not in plain(text)  # no autolink either (GFM links bare URLs)
+    # no autolink either: GFM links bare URLs, www. names and e-mail addresses
+    assert not re.search(r"\w://|www\.|\w@", plain(text).replace("\\", ""), re.I)
     # and the text reads as it was written (markdown-it escapes &, < and > for HTML)
     shown = (html.removeprefix("<p>").removesuffix("</p>\n").replace("<br />\n", "\n")
              .replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"')
-             .replace("&amp;", "&"))
+             .replace("&amp;", "&").replace(WORD_JOINER, ""))
     assert shown == text
 
 
