@@ -29,8 +29,10 @@ def open_page(page: str) -> AppTest:
 
 def texts(elements: Any) -> str:
     """The elements' texts as a reader sees them: markdown escapes (dashboard.text.plain)
-    and its hard line breaks removed. ``raw_texts`` gives the markdown source."""
-    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", raw_texts(elements).replace("  \n", "\n"))
+    and its hard line breaks and word joiners removed. ``raw_texts`` gives the markdown
+    source."""
+    shown = raw_texts(elements).replace("  \n", "\n").replace("\u2060", "")
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", shown)
 
 
 def raw_texts(elements: Any) -> str:
