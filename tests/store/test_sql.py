@@ -12,7 +12,7 @@ NASTY = ["plain", 'dou"ble', "sin'gle", "semi; DROP TABLE x; --", "üñï cødé
 
 @pytest.mark.parametrize("text", NASTY)
 def test_literal_round_trips(text) -> None:
-    assert duckdb.sql(f"SELECT {quote_literal(text)}").fetchone()[0] == text
+    assert duckdb.connect().execute(f"SELECT {quote_literal(text)}").fetchone()[0] == text
 
 
 @pytest.mark.parametrize("text", [t for t in NASTY if t])
