@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard import compare as view
 from dashboard.export import to_csv_bytes
 from dashboard.resources import get_store, show_error
+from dashboard.text import plain
 from mgi_core.data.datasets import list_datasets
 from mgi_core.errors import MgiError
 from mgi_core.evaluation import browse
@@ -61,6 +62,7 @@ st.dataframe(view.comparison_table(report), hide_index=True, key="compare_table"
              column_config={"Users": number(format="localized"),
                             **{c: number(format="%.4f") for c in ("Mean A", "Mean B")},
                             "Δ (B − A)": number(format="%+.4f"), "Δ %": number(format="%+.1f%%")})
+st.markdown(plain(report.verdict()))
 st.download_button("Download the comparison (CSV)", to_csv_bytes(view.comparison_csv_frame(report)),
                    file_name=f"compare_{dataset}_{a}_vs_{b}.csv".replace(":", "-"),
                    mime="text/csv", icon=":material/download:", key="compare_download")

@@ -3,7 +3,8 @@
 A *system* is a model version with a scorer, named ``"version:scorer"`` as in
 ``mgi_core.evaluation.compare``. The pure helpers (``systems_note``, ``users_text``,
 ``comparison_table``, ``forest_figure``, ``category_figure``, ``user_scatter_figure``,
-``changed_label``, ``format_p``) need no Streamlit. Widget state lives under ``compare_*`` keys.
+``changed_label``) need no Streamlit. Widget state lives under ``compare_*`` keys. The words
+that judge B against A (``metric_verdict``, ``ComparisonReport.verdict``) come from the core.
 """
 
 from __future__ import annotations
@@ -21,21 +22,23 @@ from dashboard.resources import show_error
 from dashboard.text import plain
 from mgi_core.errors import MgiError
 from mgi_core.evaluation import browse
-from mgi_core.evaluation.compare import ComparisonReport, compare, parse_spec
+from mgi_core.evaluation.compare import (
+    B_BETTER,
+    B_WORSE,
+    ComparisonReport,
+    compare,
+    format_p,
+    metric_label,
+    metric_verdict,
+    parse_spec,
+)
 from mgi_core.evaluation.protocol import evaluate
-from mgi_core.evaluation.stats import PairedResult
 from mgi_core.ranking.fusion import SCORERS
 from mgi_core.store import Store
 from mgi_core.store.versions import BASE_VERSION
 
 DEFAULT_A = f"{BASE_VERSION}:content_hybrid"
 DEFAULT_B_SCORER = "mgi_hybrid"
-METRIC_LABELS = {
-    "ndcg@10": "NDCG@10", "recall@10": "Recall@10", "mrr": "MRR", "ndcg@20": "NDCG@20",
-    "recall@20": "Recall@20", "hit@10": "HitRate@10", "hit@20": "HitRate@20",
-    "coverage@10": "Coverage@10", "diversity@10": "Diversity@10",
-    "category_entropy@10": "Category entropy@10",
-}
 MAX_CATEGORIES = 20  # categories drawn in the per-category bars (the largest)
 CHANGED_USERS = 5  # users offered in "changed most"; their lists are ranked on demand
 _MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
@@ -44,30 +47,6 @@ _UP, _DOWN, _FLAT = "#2b8a3e", "#c92a2a", "#868e96"
 
 
 # ---------------------------------------------------------------- pure helpers
-
-
-def metric_label(metric: str) -> str:
-    """'ndcg@10' → 'NDCG@10'; unknown names pass through."""
-    return METRIC_LABELS.get(metric, metric)
-
-
-def format_p(p: float) -> str:
-    """A p-value for people: '< 0.001', '0.042', '1.000'; '—' when it could not be computed."""
-    if p is None or not math.isfinite(p):
-        return "—"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def verdict(result: PairedResult, alpha: float = 0.05) -> str:
-    """'B better' / 'B worse' when the CI excludes 0 on that side *and* p < alpha; else
-    'no clear difference' (the bootstrap CI and the Wilcoxon test can disagree on
-    mostly-tied per-user metrics: both must agree before the table calls it)."""
-    significant = math.isfinite(result.p_value) and result.p_value < alpha
-    if significant and result.ci_low > 0:
-        return "B better"
-    if significant and result.ci_high < 0:
-        return "B worse"
-    return "no clear difference"
 
 
 def default_systems(versions: Sequence[str]) -> tuple[str, str]:
@@ -108,7 +87,7 @@ def comparison_table(report: ComparisonReport) -> pd.DataFrame:
     """The report as a table for people: one row per metric, B − A with its CI and p.
 
     Columns: Metric, Users, Mean A, Mean B, Δ (B − A), Δ % (of A; NaN when A is 0),
-    95% CI (text), p-value (text), Verdict (``verdict``).
+    95% CI (text), p-value (text), Verdict (the core's ``metric_verdict``).
     """
     rows = []
     for r in report.results:
@@ -117,7 +96,7 @@ def comparison_table(report: ComparisonReport) -> pd.DataFrame:
             "Metric": metric_label(r.metric), "Users": r.n_users, "Mean A": r.mean_a,
             "Mean B": r.mean_b, "Δ (B − A)": r.diff, "Δ %": relative,
             "95% CI": f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]", "p-value": format_p(r.p_value),
-            "Verdict": verdict(r),
+            "Verdict": metric_verdict(r),
         })
     return pd.DataFrame(rows)
 
@@ -144,14 +123,14 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, legend: bool = False) ->
 def forest_figure(report: ComparisonReport) -> go.Figure:
     """Δ (B − A) per metric with its 95% CI as error bars; a line marks no difference.
 
-    Metrics run top to bottom in report order, coloured by ``verdict``: green B better,
+    Metrics run top to bottom in report order, coloured by ``metric_verdict``: green B better,
     red B worse, grey no clear difference.
     """
     title = "Δ (B − A) with 95% CI"
     results = [r for r in report.results if math.isfinite(r.diff)]
     if not results:
         return empty_figure(title, "No metric to compare", _HEIGHT)
-    colours = [{"B better": _UP, "B worse": _DOWN}.get(verdict(r), _FLAT) for r in results]
+    colours = [{B_BETTER: _UP, B_WORSE: _DOWN}.get(metric_verdict(r), _FLAT) for r in results]
     fig = go.Figure(go.Scatter(
         x=[r.diff for r in results], y=[metric_label(r.metric) for r in results],
         mode="markers", marker={"size": 10, "color": colours},

@@ -3,10 +3,13 @@
 ``compare(store, "base:content_hybrid", "v2:mgi_hybrid", dataset)`` gives per-metric means,
 the paired mean difference (B − A) with a bootstrap 95% CI, a Wilcoxon signed-rank p-value,
 and a per-category breakdown (users grouped by the L1 of their held-out item).
+``ComparisonReport.verdict()`` says in one sentence whether B beats A: the CLI and the
+Compare page show these words.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
@@ -17,6 +20,38 @@ from mgi_core.store import Store
 
 DEFAULT_SCORER = "mgi_hybrid"
 HEADLINE_METRICS = ("ndcg@10", "recall@10", "mrr", "ndcg@20", "recall@20", "hit@10")
+METRIC_LABELS = {
+    "ndcg@10": "NDCG@10", "recall@10": "Recall@10", "mrr": "MRR", "ndcg@20": "NDCG@20",
+    "recall@20": "Recall@20", "hit@10": "HitRate@10", "hit@20": "HitRate@20",
+    "coverage@10": "Coverage@10", "diversity@10": "Diversity@10",
+    "category_entropy@10": "Category entropy@10",
+}
+ALPHA = 0.05  # significance level of the verdicts
+B_BETTER, B_WORSE, NO_CLEAR_DIFFERENCE = "B better", "B worse", "no clear difference"
+
+
+def metric_label(metric: str) -> str:
+    """'ndcg@10' → 'NDCG@10'; unknown names pass through."""
+    return METRIC_LABELS.get(metric, metric)
+
+
+def format_p(p: float) -> str:
+    """A p-value for people: '< 0.001', '0.042', '1.000'; '—' when it could not be computed."""
+    if p is None or not math.isfinite(p):
+        return "—"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def metric_verdict(result: PairedResult, alpha: float = ALPHA) -> str:
+    """``B_BETTER`` / ``B_WORSE`` when the CI excludes 0 on that side *and* p < alpha; else
+    ``NO_CLEAR_DIFFERENCE`` (the bootstrap CI and the Wilcoxon test can disagree on
+    mostly-tied per-user metrics: both must agree before a verdict calls it)."""
+    significant = math.isfinite(result.p_value) and result.p_value < alpha
+    if significant and result.ci_low > 0:
+        return B_BETTER
+    if significant and result.ci_high < 0:
+        return B_WORSE
+    return NO_CLEAR_DIFFERENCE
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -77,6 +112,35 @@ class ComparisonReport:
         frame = pd.DataFrame([asdict(r) for r in self.results]).set_index("metric")
         a, b = (f"{self.a} (A)", f"{self.b} (B)") if self.a == self.b else (self.a, self.b)
         return frame.rename(columns={"mean_a": f"mean {a}", "mean_b": f"mean {b}"})
+
+    def result(self, metric: str) -> PairedResult | None:
+        """The paired result of ``metric``, or None when it was not compared."""
+        return next((r for r in self.results if r.metric == metric), None)
+
+    def verdict(self, metric: str = "ndcg@10", alpha: float = ALPHA) -> str:
+        """One sentence: is B significantly better or worse than A on ``metric``, or neither.
+
+        Significant means the 95% bootstrap CI of Δ = B − A excludes 0 on one side *and*
+        the Wilcoxon p-value is below ``alpha`` (``metric_verdict``). The sentence names
+        both systems and gives Δ, its CI, p and the users compared, e.g. "B (v2:mgi_hybrid)
+        is significantly better than A (base:content_hybrid) on NDCG@10: Δ +0.0600, 95% CI
+        [+0.0200, +0.1000], p < 0.001, 100 users."
+        """
+        a, b, label = f"A ({self.a})", f"B ({self.b})", metric_label(metric)
+        r = self.result(metric)
+        if r is None or not r.n_users or not math.isfinite(r.diff):
+            return (f"{b} and {a} have no user in common with a value of {label}: nothing to "
+                    "compare.")
+        p = format_p(r.p_value)
+        numbers = (f"Δ {r.diff:+.4f}, 95% CI [{r.ci_low:+.4f}, {r.ci_high:+.4f}], "
+                   f"p {p if p.startswith('<') else '= ' + p}, {r.n_users:,} "
+                   f"user{'' if r.n_users == 1 else 's'}")
+        outcome = metric_verdict(r, alpha)
+        if outcome == NO_CLEAR_DIFFERENCE:
+            return (f"No clear difference between {b} and {a} on {label}: {numbers} (a verdict "
+                    f"needs the CI to exclude 0 and p < {alpha:g}).")
+        word = "better" if outcome == B_BETTER else "worse"
+        return f"{b} is significantly {word} than {a} on {label}: {numbers}."
 
     def to_dict(self) -> dict:
         return {

@@ -128,6 +128,8 @@ def test_evaluate_stores_both_systems_and_draws_the_comparison(demo: Store) -> N
         frame["mean v1:content_hybrid"].tolist())
     assert table["Δ (B − A)"].tolist() == pytest.approx(frame["diff"].tolist())
     assert (table["Users"] == 285).all()  # demo users with a held-out test review
+    # The verdict under the table: the core's sentence, word for word.
+    assert report.verdict() in _texts(at.markdown)
     assert at.get("download_button")[0].proto.label == "Download the comparison (CSV)"
     # Forest plot: one point per metric at its Δ; category bars; per-user scatter.
     charts = _charts(at)
