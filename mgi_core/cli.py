@@ -13,11 +13,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mgi_core.config import STRATEGIES, TASKS, IngestConfig, TrainConfig
+from mgi_core.config import IngestConfig, TrainConfig
+from mgi_core.config_cli import add_config_options, config_from_args
 from mgi_core.errors import ConfigError, MgiError
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
 DEMO_DATASET = "demo"
+# Older option spellings of config fields (every field also has --its-name).
+INGEST_ALIASES = {"category_separator": ("--separator",)}
+TRAIN_ALIASES = {"task_weights": ("--weights",), "learning_rate": ("--lr",)}
+FULL_LEARNING_RATE = 3e-5  # the encoder's default learning rate for strategies other than LoRA
 
 
 def _db_parent() -> argparse.ArgumentParser:
@@ -43,15 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--mapping", nargs="*", default=[], metavar="SRC=DST",
         help="Map a file column to an MGI column, e.g. reviewerID=user_id overall=rating.",
     )
-    ingest.add_argument("--strict", action="store_true", help=IngestConfig.help("strict"))
-    ingest.add_argument(
-        "--separator", default=" > ", help=IngestConfig.help("category_separator")
-    )
-    ingest.add_argument("--rating-min", type=float, default=1.0)
-    ingest.add_argument("--rating-max", type=float, default=5.0)
-    ingest.add_argument("--max-rows", type=int, default=IngestConfig().max_rows)
-    ingest.add_argument("--max-bytes", type=int, default=IngestConfig().max_bytes)
     ingest.add_argument("--json", action="store_true", help="Print the report as JSON.")
+    add_config_options(ingest, IngestConfig, INGEST_ALIASES)
 
     datasets = sub.add_parser("datasets", parents=[db], help="List stored datasets.")
     datasets.add_argument("--json", action="store_true", help="Print JSON.")
@@ -61,25 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="Fine-tune the encoder on a dataset (multi-task) and register a new version.",
     )
     train.add_argument("--dataset", required=True, help="Dataset to train on.")
-    train.add_argument("--tasks", default=",".join(TASKS),
-                       help=f"Comma-separated tasks from {','.join(TASKS)}.")
-    train.add_argument("--weights", default="",
-                       help="Task loss weights, e.g. category=0.5,match=1.0.")
-    train.add_argument("--strategy", choices=STRATEGIES, default="lora",
-                       help=TrainConfig.help("strategy"))
-    train.add_argument("--freeze-layers", type=int, default=TrainConfig().freeze_layers)
-    train.add_argument("--epochs", type=int, default=TrainConfig().epochs)
-    train.add_argument("--batch-size", type=int, default=TrainConfig().batch_size)
-    train.add_argument("--lr", type=float, default=None,
-                       help="Encoder learning rate (default 3e-4 for LoRA, 3e-5 otherwise).")
-    train.add_argument("--max-seq-length", type=int, default=TrainConfig().max_seq_length)
-    train.add_argument("--max-train-reviews", type=int, default=None,
-                       help=TrainConfig.help("max_train_reviews"))
-    train.add_argument("--base-model", default=TrainConfig().base_model,
-                       help=TrainConfig.help("base_model"))
-    train.add_argument("--device", default="auto", choices=("auto", "cuda", "mps", "cpu"))
-    train.add_argument("--seed", type=int, default=TrainConfig().seed)
     train.add_argument("--json", action="store_true", help="Print the version as JSON.")
+    add_config_options(train, TrainConfig, TRAIN_ALIASES, defaults={
+        "learning_rate": f"{TrainConfig.default('learning_rate'):g} for LoRA, "
+                         f"{FULL_LEARNING_RATE:g} otherwise"})
 
     embed = sub.add_parser(
         "embed", parents=[db], help="Embed a dataset with the pre-trained encoder (version base)."
@@ -175,11 +158,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from mgi_core.data.columns import parse_mapping_args
     from mgi_core.data.ingest import ingest_file
 
-    config = IngestConfig(
-        category_separator=args.separator, rating_min=args.rating_min,
-        rating_max=args.rating_max, strict=args.strict, max_rows=args.max_rows,
-        max_bytes=args.max_bytes,
-    )
+    config = config_from_args(IngestConfig, args)
     mapping = parse_mapping_args(args.mapping)
     with _open_store(args.db) as store:
         report = ingest_file(store, args.file, args.name, mapping=mapping, config=config)
@@ -222,10 +201,11 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_load_demo(args: argparse.Namespace) -> int:
+    from mgi_core.data.datasets import dataset_names
     from mgi_core.data.ingest import ingest_file
 
     with _open_store(args.db) as store:
-        n = store.cursor().execute("SELECT count(*) FROM datasets").fetchone()[0]
+        n = len(dataset_names(store))
         if n and not args.force:
             print(f"{store.path} already holds {n} dataset(s); demo not loaded.")
             return 0
@@ -234,29 +214,16 @@ def cmd_load_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_weights(text: str) -> dict[str, float]:
-    weights = dict(TrainConfig().task_weights)
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        task, sep, value = part.partition("=")
-        try:
-            weights[task.strip()] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep:
-            raise ConfigError(f"Weight {part!r} is not TASK=NUMBER, e.g. category=0.5.")
-    return weights
-
-
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
-    lr = args.lr if args.lr is not None else (3e-4 if args.strategy == "lora" else 3e-5)
-    return TrainConfig(
-        base_model=args.base_model,
-        tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
-        task_weights=_parse_weights(args.weights), strategy=args.strategy,
-        freeze_layers=args.freeze_layers, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=lr, max_seq_length=args.max_seq_length,
-        max_train_reviews=args.max_train_reviews, device=args.device, seed=args.seed,
-    )
+    """The ``train`` command's config: the options given, the rest TrainConfig's defaults.
+
+    Without ``--lr`` the encoder's learning rate suits the strategy: TrainConfig's default
+    for LoRA, ``FULL_LEARNING_RATE`` for 'full' and 'freeze'.
+    """
+    strategy = getattr(args, "strategy", TrainConfig.default("strategy"))
+    lr = args.learning_rate if hasattr(args, "learning_rate") else (
+        TrainConfig.default("learning_rate") if strategy == "lora" else FULL_LEARNING_RATE)
+    return config_from_args(TrainConfig, args, learning_rate=lr)
 
 
 def _run_inline(store, kind: str, dataset: str, config: TrainConfig) -> str:
@@ -341,9 +308,10 @@ def cmd_versions(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from mgi_core.jobs.manager import list_jobs
+    from mgi_core.jobs.manager import list_jobs, refresh_jobs
 
     with _open_store(args.db) as store:
+        refresh_jobs(store)  # a job whose process ended shows as failed
         rows = list_jobs(store)
     if args.json:
         print(json.dumps(rows, default=str, indent=2))
@@ -414,10 +382,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
         dataset = _dataset_of(store, parse_spec(args.b)[0], args.dataset)
         report = compare(store, args.a, args.b, dataset, split=args.split)
     if args.json:
-        print(json.dumps(report.to_dict(), default=float, indent=2))
+        print(json.dumps({**report.to_dict(), "verdict": report.verdict()}, default=float,
+                         indent=2))
         return 0
     print(f"{report.b} vs {report.a} on {dataset} ({args.split}), paired over users")
     print(report.to_frame().round(4).to_string())
+    print(report.verdict())
     return 0
 
 

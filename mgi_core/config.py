@@ -1,7 +1,10 @@
 """Typed, validated configuration: one frozen dataclass per stage, JSON round-trip.
 
-Each field carries a help text in its metadata (``field(metadata={"help": ...})``) so the
-CLI and the pages show the same words. ``__post_init__`` rejects bad values with a message
+Each field carries its help text in its metadata (``field(metadata={"help": ...})``), and
+where it has them its allowed values (``choices``), its lowest valid value (``min``), a
+label for forms (``label``) and what an empty value means (``unset``). The CLI options
+(``mgi_core.config_cli``) and the Train page's inputs are generated from these fields, so
+they show the same words and bounds. ``__post_init__`` rejects bad values with a message
 that says what is allowed.
 """
 
@@ -17,8 +20,14 @@ from mgi_core.errors import ConfigError
 C = TypeVar("C", bound="BaseConfig")
 
 
-def _f(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+def _f(default: Any, help: str, **meta: Any) -> Any:
+    """A config field: its default, its help text and optional metadata.
+
+    ``meta`` keys: ``choices`` (the allowed values), ``min`` (the lowest valid value,
+    checked by ``BaseConfig.check_minimums``), ``label`` (a form label, when the field's
+    name does not read well), ``unset`` (what ``None`` means, e.g. 'all').
+    """
+    return field(default=default, metadata={"help": help, **meta})
 
 
 @dataclass(frozen=True)
@@ -46,23 +55,44 @@ class BaseConfig:
         return cls.from_dict(json.loads(text))
 
     @classmethod
-    def help(cls, name: str) -> str:
+    def field_info(cls, name: str) -> dataclasses.Field:
+        """The dataclass field ``name`` (its ``metadata`` holds help, choices, min …)."""
         for f in dataclasses.fields(cls):
             if f.name == name:
-                return f.metadata.get("help", "")
+                return f
         raise ConfigError(f"{cls.__name__} has no field {name!r}")
+
+    @classmethod
+    def help(cls, name: str) -> str:
+        return cls.field_info(name).metadata.get("help", "")
+
+    @classmethod
+    def default(cls, name: str) -> Any:
+        """The default value of field ``name`` (a fresh copy for dict defaults)."""
+        f = cls.field_info(name)
+        if f.default_factory is not dataclasses.MISSING:
+            return f.default_factory()
+        return f.default
+
+    def check_minimums(self) -> None:
+        """Raise ConfigError for a field below its metadata ``min`` (``None`` passes)."""
+        for f in dataclasses.fields(self):
+            low, value = f.metadata.get("min"), getattr(self, f.name)
+            if low is not None and value is not None and value < low:
+                raise ConfigError(f"{f.name} must be >= {low}, got {value}")
 
 
 @dataclass(frozen=True)
 class IngestConfig(BaseConfig):
     """How a review file is read, validated and stored."""
 
-    category_separator: str = _f(" > ", "Separator between levels of the category path.")
+    category_separator: str = _f(" > ", "Separator between levels of the category path.",
+                                 label="Category separator")
     rating_min: float = _f(1.0, "Lowest valid rating; smaller values reject the row.")
     rating_max: float = _f(5.0, "Highest valid rating; larger values reject the row.")
     strict: bool = _f(False, "Reject the whole file when any row is invalid.")
-    max_rows: int = _f(5_000_000, "Largest number of data rows accepted in one file.")
-    max_bytes: int = _f(4 * 1024**3, "Largest file size in bytes accepted.")
+    max_rows: int = _f(5_000_000, "Largest number of data rows accepted in one file.", min=1)
+    max_bytes: int = _f(4 * 1024**3, "Largest file size in bytes accepted.", min=1)
     min_year: int = _f(1971, "Earliest plausible review date (year); earlier rejects the row.")
     max_year: int = _f(2100, "Latest plausible review date (year); later rejects the row.")
 
@@ -73,10 +103,7 @@ class IngestConfig(BaseConfig):
             raise ConfigError(
                 f"rating_min ({self.rating_min}) must be below rating_max ({self.rating_max})"
             )
-        if self.max_rows < 1:
-            raise ConfigError(f"max_rows must be at least 1, got {self.max_rows}")
-        if self.max_bytes < 1:
-            raise ConfigError(f"max_bytes must be at least 1, got {self.max_bytes}")
+        self.check_minimums()
         if not 1 <= self.min_year <= self.max_year <= 9999:
             raise ConfigError(
                 f"min_year ({self.min_year}) and max_year ({self.max_year}) must satisfy "
@@ -102,6 +129,8 @@ class SplitConfig(BaseConfig):
 
 TASKS: tuple[str, ...] = ("overall", "category", "subcategory", "match")
 STRATEGIES: tuple[str, ...] = ("lora", "full", "freeze")
+BALANCES: tuple[str, ...] = ("class_weights", "none")
+DEVICES: tuple[str, ...] = ("auto", "cuda", "mps", "cpu")
 DEFAULT_BASE_MODEL = "bundled:all-MiniLM-L6-v2"
 
 
@@ -120,8 +149,11 @@ class TrainConfig(BaseConfig):
         DEFAULT_BASE_MODEL,
         "Encoder to start from: the bundled all-MiniLM-L6-v2, a local sentence-transformers / "
         "Hugging Face folder, or a hub id when the machine is online.",
+        label="Base encoder",
     )
-    tasks: tuple[str, ...] = _f(TASKS, "Tasks to train: overall, category, subcategory, match.")
+    tasks: tuple[str, ...] = _f(
+        TASKS, "Tasks to train: overall, category, subcategory, match.", choices=TASKS
+    )
     task_weights: dict[str, float] = field(
         default_factory=_default_weights,
         metadata={"help": "Loss weight λ per task: L = Σ λ_k · ℓ_k. Defaults (overall 2, "
@@ -133,45 +165,68 @@ class TrainConfig(BaseConfig):
         "lora",
         "lora: low-rank adapters (peft); full: every weight; freeze: the lower N layers "
         "frozen (N = all layers trains the heads only, a linear probe of the base encoder).",
+        choices=STRATEGIES,
     )
-    freeze_layers: int = _f(4, "With strategy 'freeze': how many lower layers stay frozen.")
-    lora_rank: int = _f(8, "LoRA rank r.")
-    lora_alpha: int = _f(16, "LoRA scaling alpha.")
-    lora_dropout: float = _f(0.05, "Dropout inside the LoRA adapters.")
+    freeze_layers: int = _f(
+        4, "With strategy 'freeze': how many lower layers stay frozen.", min=0,
+        label="Frozen layers",
+    )
+    lora_rank: int = _f(8, "LoRA rank r.", min=1, label="LoRA rank")
+    lora_alpha: int = _f(16, "LoRA scaling alpha.", label="LoRA alpha")
+    lora_dropout: float = _f(0.05, "Dropout inside the LoRA adapters.", label="LoRA dropout")
     lora_targets: tuple[str, ...] = _f(
-        ("query", "key", "value", "dense"), "Module names the adapters attach to."
+        ("query", "key", "value", "dense"), "Module names the adapters attach to.",
+        label="LoRA target modules",
     )
-    epochs: int = _f(1, "Passes over the training reviews.")
+    epochs: int = _f(1, "Passes over the training reviews.", min=1)
     head_warmup_epochs: int = _f(
         10, "Linear probe first (LP-FT): train the heads this many epochs on the unchanged "
         "encoder's embeddings (computed once) before the encoder moves, so random heads do not "
         "distort it. 0 = off.",
+        min=0, label="Head warm-up epochs",
     )
-    batch_size: int = _f(16, "Reviews per step (and pairs per step for 'match').")
-    learning_rate: float = _f(3e-4, "Peak AdamW learning rate of the encoder (2e-5 suits 'full').")
+    batch_size: int = _f(16, "Reviews per step (and pairs per step for 'match').", min=2)
+    learning_rate: float = _f(
+        3e-4, "Peak AdamW learning rate of the encoder (2e-5 suits 'full').",
+        label="Encoder learning rate",
+    )
     head_learning_rate: float = _f(2e-3, "Peak learning rate of the task heads.")
     weight_decay: float = _f(0.01, "AdamW weight decay.")
-    warmup_ratio: float = _f(0.1, "Share of steps with linear warm-up; then linear decay to 0.")
-    dropout: float = _f(0.1, "Dropout before each head.")
+    warmup_ratio: float = _f(
+        0.1, "Share of steps with linear warm-up; then linear decay to 0.", min=0.0
+    )
+    dropout: float = _f(0.1, "Dropout before each head.", min=0.0)
     grad_clip: float = _f(1.0, "Clip the gradient norm to this value (0 = off).")
     max_seq_length: int = _f(
         64, "Tokens per review in training (longer texts are truncated; 64 keeps a CPU epoch "
-        "over a few thousand reviews to minutes)."
+        "over a few thousand reviews to minutes).",
+        min=8, label="Max sequence length",
     )
-    max_train_reviews: int | None = _f(None, "Train on at most this many reviews (a subset).")
+    max_train_reviews: int | None = _f(
+        None, "Train on at most this many reviews (a subset).", unset="all",
+        label="Max training reviews",
+    )
     like_threshold: float = _f(4.0, "A rating at or above this counts as liked ('overall').")
     balance: str = _f(
-        "class_weights", "Class imbalance: 'class_weights' (loss weights) or 'none'."
+        "class_weights", "Class imbalance: 'class_weights' (loss weights) or 'none'.",
+        choices=BALANCES,
     )
     match_scale: float = _f(20.0, "Similarity scale of the in-batch contrastive loss.")
-    patience: int = _f(1, "Early stopping: epochs without a better validation objective.")
-    eval_max_reviews: int = _f(2000, "Validation reviews scored per epoch (a fixed sample).")
+    patience: int = _f(1, "Early stopping: epochs without a better validation objective.", min=0)
+    eval_max_reviews: int = _f(
+        2000, "Validation reviews scored per epoch (a fixed sample).", min=1,
+        label="Validation reviews",
+    )
     seed: int = _f(13, "Random seed (data order, initial heads, dropout).")
     deterministic: bool = _f(True, "Deterministic algorithms (same seed and data → same model).")
-    device: str = _f("auto", "auto (CUDA → MPS → CPU), cuda, mps or cpu.")
-    embed_batch_size: int = _f(64, "Batch size when embedding reviews after training.")
+    device: str = _f("auto", "auto (CUDA → MPS → CPU), cuda, mps or cpu.", choices=DEVICES)
+    embed_batch_size: int = _f(
+        64, "Batch size when embedding reviews after training.", min=1,
+        label="Embedding batch size",
+    )
     embed_max_seq_length: int = _f(
-        256, "Tokens per review when embedding after training (may exceed the training length)."
+        256, "Tokens per review when embedding after training (may exceed the training length).",
+        min=8, label="Embedding max length",
     )
 
     def __post_init__(self) -> None:
@@ -187,17 +242,11 @@ class TrainConfig(BaseConfig):
             raise ConfigError("task weights must be >= 0")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"strategy {self.strategy!r} not allowed; choose from {STRATEGIES}")
-        if self.balance not in ("class_weights", "none"):
+        if self.balance not in BALANCES:
             raise ConfigError("balance must be 'class_weights' or 'none'")
-        if self.device not in ("auto", "cuda", "mps", "cpu"):
+        if self.device not in DEVICES:
             raise ConfigError("device must be one of auto, cuda, mps, cpu")
-        for name, low in (("epochs", 1), ("batch_size", 2), ("max_seq_length", 8),
-                          ("lora_rank", 1), ("patience", 0), ("freeze_layers", 0),
-                          ("head_warmup_epochs", 0),
-                          ("eval_max_reviews", 1), ("embed_batch_size", 1),
-                          ("embed_max_seq_length", 8)):
-            if getattr(self, name) < low:
-                raise ConfigError(f"{name} must be >= {low}, got {getattr(self, name)}")
+        self.check_minimums()
         if self.max_train_reviews is not None and self.max_train_reviews < 2:
             raise ConfigError("max_train_reviews must be >= 2 or empty (all)")
         if not 0 <= self.warmup_ratio < 1 or not 0 <= self.dropout < 1:

@@ -1,8 +1,11 @@
-"""The CLI as a user runs it: python -m mgi_core in a subprocess."""
+"""The CLI as a user runs it (python -m mgi_core in a subprocess), and its options, generated
+from the config dataclasses, parsed in this process."""
 
 from __future__ import annotations
 
+import argparse
 import csv
+import dataclasses
 import json
 import subprocess
 import sys
@@ -10,7 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from mgi_core.cli import DEMO_DIR, build_parser, main, train_config_from_args
+from mgi_core.config import IngestConfig, TrainConfig
+from mgi_core.config_cli import config_from_args, option_name
+from mgi_core.data.ingest import ingest_file
+from mgi_core.errors import ConfigError
+from mgi_core.evaluation.compare import compare
+from mgi_core.evaluation.protocol import evaluate
+from mgi_core.store import Store
 from tests.conftest import ROOT, SHARED_DATA, small_rows, write_csv
+from tests.fake_encoder import register_fake_version
 
 MUSIC = SHARED_DATA / "amazon_digital_music.csv"
 needs_shared = pytest.mark.skipif(not MUSIC.exists(), reason="shared data not beside project")
@@ -93,3 +105,146 @@ def test_ingest_json_and_load_demo(tmp_path: Path) -> None:
     assert mgi("load-demo", "--db", str(empty)).returncode == 0
     [demo] = _datasets(empty)
     assert demo["name"] == "demo" and demo["reviews"] > 2000 and demo["rejected"] == 0
+
+
+# ---------------------------------------------------------------- options from the configs
+
+
+def _subparser(command: str) -> argparse.ArgumentParser:
+    [sub] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return sub.choices[command]
+
+
+def _cli_value(value: object) -> str:
+    """A config value as the command line spells it (the inverse of the option types)."""
+    if isinstance(value, tuple):
+        return ",".join(value)
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in value.items())
+    return str(value)
+
+
+def _args(config: TrainConfig | IngestConfig) -> list[str]:
+    """Every field of ``config`` as options: --name VALUE, or --flag / --no-flag."""
+    out = []
+    for name, value in config.to_dict().items():
+        if isinstance(value, bool):
+            out.append(option_name(name) if value else "--no-" + name.replace("_", "-"))
+        else:
+            out += [option_name(name), _cli_value(value)]
+    return out
+
+
+@pytest.mark.parametrize(("command", "cls"), [("train", TrainConfig), ("ingest", IngestConfig)])
+def test_every_config_field_has_an_option_with_its_help(command: str, cls: type) -> None:
+    options = {a.dest: a for a in _subparser(command)._actions}
+    for f in dataclasses.fields(cls):
+        assert option_name(f.name) in options[f.name].option_strings, f.name
+        assert options[f.name].help.startswith(cls.help(f.name).replace("%", "%%")), f.name
+
+
+def test_train_args_round_trip_to_the_intended_config() -> None:
+    # Every field away from its default (the bool too).
+    intended = TrainConfig(
+        base_model="/models/tiny", tasks=("overall", "match"),
+        task_weights={"overall": 1.5, "category": 0.5, "subcategory": 0.25, "match": 3.0},
+        strategy="freeze", freeze_layers=2, lora_rank=4, lora_alpha=8, lora_dropout=0.2,
+        lora_targets=("query", "value"), epochs=3, head_warmup_epochs=0, batch_size=8,
+        learning_rate=1e-5, head_learning_rate=5e-4, weight_decay=0.0, warmup_ratio=0.2,
+        dropout=0.3, grad_clip=0.5, max_seq_length=32, max_train_reviews=100,
+        like_threshold=3.5, balance="none", match_scale=10.0, patience=3,
+        eval_max_reviews=50, seed=7, deterministic=False, device="cpu", embed_batch_size=8,
+        embed_max_seq_length=48)
+    assert all(getattr(intended, f.name) != TrainConfig.default(f.name)
+               for f in dataclasses.fields(TrainConfig))
+    args = build_parser().parse_args(["train", "--dataset", "d", *_args(intended)])
+    assert train_config_from_args(args).to_dict() == intended.to_dict()
+
+
+def test_ingest_args_round_trip_to_the_intended_config() -> None:
+    intended = IngestConfig(category_separator="/", rating_min=0.0, rating_max=10.0,
+                            strict=True, max_rows=10, max_bytes=1000, min_year=1990,
+                            max_year=2030)
+    args = build_parser().parse_args(["ingest", "f.csv", "--name", "n", *_args(intended)])
+    assert config_from_args(IngestConfig, args) == intended
+
+
+def test_the_older_option_spellings_still_work() -> None:
+    args = build_parser().parse_args([
+        "train", "--dataset", "d", "--tasks", "overall,category", "--weights", "category=0.25",
+        "--strategy", "freeze", "--freeze-layers", "3", "--epochs", "2", "--batch-size", "4",
+        "--lr", "1e-4", "--max-seq-length", "16", "--max-train-reviews", "40",
+        "--base-model", "/m", "--device", "cpu", "--seed", "5"])
+    config = train_config_from_args(args)
+    assert config.tasks == ("overall", "category")
+    # --weights changes the tasks it names; the others keep their defaults.
+    assert config.task_weights == {**TrainConfig.default("task_weights"), "category": 0.25}
+    assert (config.strategy, config.freeze_layers, config.epochs, config.batch_size) == (
+        "freeze", 3, 2, 4)
+    assert (config.learning_rate, config.max_seq_length, config.max_train_reviews) == (
+        1e-4, 16, 40)
+    assert (config.base_model, config.device, config.seed) == ("/m", "cpu", 5)
+    args = build_parser().parse_args([
+        "ingest", "f.csv", "--name", "n", "--separator", "/", "--rating-min", "0",
+        "--rating-max", "10", "--max-rows", "9", "--max-bytes", "99", "--strict"])
+    assert config_from_args(IngestConfig, args) == IngestConfig(
+        category_separator="/", rating_min=0.0, rating_max=10.0, max_rows=9, max_bytes=99,
+        strict=True)
+
+
+@pytest.mark.parametrize(("strategy", "lr"), [("lora", 3e-4), ("full", 3e-5), ("freeze", 3e-5)])
+def test_the_learning_rate_defaults_to_suit_the_strategy(strategy: str, lr: float) -> None:
+    args = build_parser().parse_args(["train", "--dataset", "d", "--strategy", strategy])
+    assert train_config_from_args(args).learning_rate == lr
+    # Without any option the config is TrainConfig's default.
+    assert train_config_from_args(build_parser().parse_args(["train", "--dataset", "d"])) == \
+        TrainConfig()
+
+
+def test_bad_option_values_are_refused_with_what_is_allowed(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    for bad, message in ((["--weights", "category"], "'category' is not KEY=NUMBER"),
+                         (["--tasks", "overall,nope"], "['nope'] not allowed; choose from"),
+                         (["--strategy", "half"], "invalid choice: 'half'")):
+        with pytest.raises(SystemExit) as exc:
+            build_parser().parse_args(["train", "--dataset", "d", *bad])
+        assert exc.value.code == 2
+        assert message in capsys.readouterr().err
+    # What only the config can judge is refused by it.
+    args = build_parser().parse_args(["train", "--dataset", "d", "--epochs", "0"])
+    with pytest.raises(ConfigError, match="epochs must be >= 1, got 0"):
+        train_config_from_args(args)
+
+
+def test_train_help_lists_every_field_with_its_help() -> None:
+    result = mgi("train", "--help")
+    assert result.returncode == 0, result.stderr
+    shown = " ".join(result.stdout.split())
+    for f in dataclasses.fields(TrainConfig):
+        assert option_name(f.name) in shown, f.name
+        assert " ".join(TrainConfig.help(f.name).split()) in shown, f.name
+
+
+# ---------------------------------------------------------------- compare
+
+
+def test_compare_prints_the_verdict_under_its_table(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "mgi.duckdb"
+    vocab = ["headphones", "speaker", "lens", "camera", "laptop", "keyboard", "coffee", "knife",
+             "novel", "plot", "bike", "tent", "battery", "sound"]
+    with Store(db) as store:
+        ingest_file(store, DEMO_DIR / "reviews.csv", "demo")
+        register_fake_version(store, "demo", vocab, "v1")
+        register_fake_version(store, "demo", vocab[:7], "v2")
+        evaluate(store, "demo", "v1", ["content_hybrid"])
+        evaluate(store, "demo", "v2", ["mgi_hybrid"])
+        report = compare(store, "v1:content_hybrid", "v2:mgi_hybrid", "demo")
+    assert main(["compare", "v1:content_hybrid", "v2", "--db", str(db)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == report.verdict()  # under the table
+    assert "ndcg@10" in "\n".join(lines[:-1])
+    assert main(["compare", "v1:content_hybrid", "v2", "--db", str(db), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["verdict"] == report.verdict()
+    assert out["metrics"][0]["diff"] == pytest.approx(report.results[0].diff)
