@@ -8,43 +8,55 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.stats import rankdata
+
+# --------------------------------------------------------------------------------------
+# Classification metrics of the training tasks: thin wrappers over scikit-learn that
+# return NaN where the metric is undefined instead of raising or warning. scikit-learn is
+# imported inside them so that the pages importing this module for the ranking metrics do
+# not pay for it.
+# --------------------------------------------------------------------------------------
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U with average ranks for ties).
+    """Area under the ROC curve (``sklearn.metrics.roc_auc_score``; ties count half).
 
-    Returns NaN when only one class is present.
+    Args:
+        labels: (n,) binary labels (bool or 0/1).
+        scores: (n,) float scores, higher = more likely positive.
+
+    Returns:
+        The AUC, or NaN when only one class (or nothing) is present.
     """
+    from sklearn.metrics import roc_auc_score
+
     labels = np.asarray(labels).astype(bool)
-    scores = np.asarray(scores, dtype=np.float64)
-    n_pos = int(labels.sum())
-    n_neg = labels.size - n_pos
-    if n_pos == 0 or n_neg == 0:
+    if labels.all() or not labels.any():  # one class, or empty: undefined
         return float("nan")
-    ranks = rankdata(scores)  # average ranks for ties
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(roc_auc_score(labels, np.asarray(scores, dtype=np.float64)))
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Unweighted mean F1 over the classes present in ``y_true`` or ``y_pred``."""
+    """Unweighted mean F1 over the classes present in ``y_true`` or ``y_pred``.
+
+    ``sklearn.metrics.f1_score(average="macro", zero_division=0)``: a class that is never
+    predicted, or never true, scores 0. NaN for empty input.
+    """
+    from sklearn.metrics import f1_score
+
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    classes = np.union1d(y_true, y_pred)
-    if classes.size == 0:
+    if y_true.size == 0:
         return float("nan")
-    f1s = []
-    for c in classes:
-        tp = np.sum((y_true == c) & (y_pred == c))
-        fp = np.sum((y_true != c) & (y_pred == c))
-        fn = np.sum((y_true == c) & (y_pred != c))
-        denom = 2 * tp + fp + fn
-        f1s.append(0.0 if denom == 0 else 2 * tp / denom)
-    return float(np.mean(f1s))
+    return float(f1_score(y_true, y_pred, average="macro", zero_division=0))
 
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Share of correct predictions (``sklearn.metrics.accuracy_score``); NaN for empty input."""
+    from sklearn.metrics import accuracy_score
+
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    return float(np.mean(y_true == y_pred)) if y_true.size else float("nan")
+    if y_true.size == 0:
+        return float("nan")
+    return float(accuracy_score(y_true, y_pred))
 
 
 def recall_at_k_matrix(similarity: np.ndarray, k: int) -> float:
