@@ -8,9 +8,9 @@
 Task and data, the same for both paths:
 
 1. The review file (``--data music`` = ``../shared/data/amazon_digital_music.csv``, ``demo``
-   = ``demo/reviews.csv``, or a path) is ingested into a throw-away DuckDB in ``--workdir``
-   with ``mgi_core.data.ingest.ingest_file`` (temporal leave-last-out split, category
-   levels), exported with ``export_snapshot`` and read back with pandas, exactly the way a
+   = ``mgi_core/demo/reviews.csv``, or a path) is ingested into a throw-away DuckDB in
+   ``--workdir`` with ``mgi_core.data.ingest.ingest_file`` (temporal leave-last-out split,
+   category levels), exported with ``export_snapshot`` and read back with pandas, exactly the way a
    training job sees it.
 2. ``build_task_data(snapshot, TrainConfig(tasks=("match",), …))`` builds the in-batch
    contrastive "match" pairs; the first ``--pairs`` (rounded down to a multiple of the
@@ -87,7 +87,7 @@ if str(ROOT) not in sys.path:
 MUSIC = ROOT.parent / "shared" / "data" / "amazon_digital_music.csv"
 if not MUSIC.exists():  # the checkout may live elsewhere; the shared data do not move
     MUSIC = Path("/work/shared/data/amazon_digital_music.csv")
-DEMO = ROOT / "demo" / "reviews.csv"
+DEMO = ROOT / "mgi_core" / "demo" / "reviews.csv"
 RESULT_TAG = "BENCH-RESULT "
 TARGET = 1.0  # MGI pairs/s over ST pairs/s
 BATCH = 16

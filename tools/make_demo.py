@@ -10,11 +10,12 @@ reviews, low ratings); the rest of their reviews are noise with middling ratings
 Review texts are composed from sentence pools specific to the L3 leaf, the L2 branch
 and the sentiment, so an encoder can learn both the category and the rating from text.
 
-This is a tool of the repository, not part of the ``mgi_core`` package: the app only reads
-the files it wrote. The names and sentence pools live in ``tools/demo_vocabulary.json``.
-Regenerate the committed files, from the repository root, with::
+This is a tool of the repository, not part of the ``mgi_core`` package: the package ships
+only the files it wrote (``mgi_core/demo/``, read by ``mgi load-demo``). The names and
+sentence pools live in ``tools/demo_vocabulary.json``. Regenerate the committed files, from
+the repository root, with::
 
-    python tools/make_demo.py demo
+    python tools/make_demo.py mgi_core/demo
 """
 
 from __future__ import annotations

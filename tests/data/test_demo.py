@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from mgi_core.cli import DEMO_DIR
 from tools.make_demo import CSV_COLUMNS, generate_demo_reviews, write_demo_dataset
 
-DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 SEP = " > "
 
 
@@ -44,7 +44,7 @@ def test_other_seed_gives_other_rows(demo: tuple[list[dict], dict]) -> None:
 def test_committed_demo_files_match_the_generator(tmp_path: Path) -> None:
     csv_path, planted_path = write_demo_dataset(tmp_path)
     assert csv_path.read_bytes() == (DEMO_DIR / "reviews.csv").read_bytes(), (
-        "demo/reviews.csv is stale: run `python tools/make_demo.py demo`"
+        "mgi_core/demo/reviews.csv is stale: run `python tools/make_demo.py mgi_core/demo`"
     )
     assert planted_path.read_bytes() == (DEMO_DIR / "planted.json").read_bytes()
 
