@@ -8,10 +8,10 @@ import streamlit as st
 from dashboard import charts, upload
 from dashboard.export import to_csv_bytes
 from dashboard.resources import get_store, show_error
-from mgi_core.data import datasets
 from mgi_core.data.columns import REQUIRED_COLUMNS
 from mgi_core.data.ingest import registered_report
 from mgi_core.errors import MgiError
+from mgi_core.store.queries import datasets
 
 COUNTS = {"n_reviews": "Reviews", "n_users": "Users", "n_items": "Items", "n_l1": "L1",
           "n_l2": "L2", "n_l3": "L3", "n_rejected": "Rejected"}

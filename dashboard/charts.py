@@ -1,6 +1,6 @@
 """Plotly figure builders for the dashboard: pure functions from a small frame to a figure.
 
-Each builder takes the aggregate frame that ``mgi_core.data.datasets`` returns (a few
+Each builder takes the aggregate frame that ``mgi_core.store.queries.datasets`` returns (a few
 hundred rows at most) and returns a ``go.Figure``; an empty frame gives an empty chart
 that says so. Labels that come from user data are escaped, so plotly shows them as plain
 text rather than reading ``<b>``-style tags.

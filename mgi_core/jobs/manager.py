@@ -14,7 +14,6 @@ never blocks the next one.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -28,12 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from mgi_core.config import TrainConfig
-from mgi_core.data.datasets import get_dataset
 from mgi_core.data.snapshot import export_snapshot
 from mgi_core.errors import JobError
 from mgi_core.jobs.run_files import TERMINAL, RunFiles, read_events, read_json, write_json_atomic
 from mgi_core.store import Store
-from mgi_core.store.embeddings import load_embedding_set
+from mgi_core.store import jobs as job_rows
+from mgi_core.store.datasets import get_dataset
+from mgi_core.store.jobs import FinishedRun, TrainingVersion
 from mgi_core.store.versions import BASE_VERSION, next_version_id
 
 log = logging.getLogger(__name__)
@@ -103,14 +103,12 @@ def owner_alive(pid: int | None, started: int | None) -> bool:
 
 
 def active_job(store: Store) -> dict[str, Any] | None:
-    """The running job, if any (after refreshing the states of all jobs)."""
-    refresh_jobs(store)
-    cur = store.cursor().execute(
-        "SELECT job_id, kind, version, dataset, pid, run_dir, started_at FROM jobs "
-        "WHERE status = 'running' ORDER BY started_at DESC LIMIT 1"
-    )
-    row = cur.fetchone()
-    return dict(zip([d[0] for d in cur.description], row, strict=True)) if row else None
+    """The running job, if any: job_id, kind, version, dataset, pid, run_dir, started_at.
+
+    A pure read of the states as last refreshed: call :func:`refresh_jobs` first for the
+    current state (a job whose process ended is then no longer running).
+    """
+    return job_rows.running_job(store)
 
 
 def prepare_job(store: Store, kind: str, dataset: str, config: TrainConfig) -> tuple[str, Path]:
@@ -123,6 +121,7 @@ def prepare_job(store: Store, kind: str, dataset: str, config: TrainConfig) -> t
     if kind not in ("train", "embed"):
         raise JobError(f"Unknown job kind {kind!r}; use train or embed.")
     get_dataset(store, dataset)
+    refresh_jobs(store)  # a job whose process has ended does not block this one
     running = active_job(store)
     if running is not None:
         raise JobError(
@@ -140,23 +139,13 @@ def prepare_job(store: Store, kind: str, dataset: str, config: TrainConfig) -> t
         "job_id": job_id, "kind": kind, "version": version, "dataset": dataset,
         "config": config.to_dict(), "data_hash": data_hash,
     })
-    with store.transaction() as tx:
-        if kind == "train":
-            tx.execute(
-                """INSERT INTO model_versions (version, kind, dataset, base_model, strategy,
-                       config, data_hash, library_versions, status, artefact_dir)
-                   VALUES (?, 'fine-tuned', ?, ?, ?, ?, ?, '{}', 'running', ?)""",
-                [version, dataset, config.base_model, config.strategy, config.to_json(),
-                 data_hash, str(run_dir)],
-            )
-        # Until spawn() hands the job to a child, this process runs it (the CLI runs it
-        # inline): if this process dies, refresh_jobs fails the job instead of waiting.
-        tx.execute(
-            "INSERT INTO jobs (job_id, kind, version, dataset, run_dir, status, pid, "
-            "pid_start, detached) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, false)",
-            [job_id, kind, version, dataset, str(run_dir), os.getpid(),
-             process_start_time(os.getpid())],
-        )
+    training = TrainingVersion(config.base_model, config.strategy, config.to_json(),
+                               data_hash) if kind == "train" else None
+    # Until spawn() hands the job to a child, this process runs it (the CLI runs it
+    # inline): if this process dies, refresh_jobs fails the job instead of waiting.
+    job_rows.insert_job(store, job_id=job_id, kind=kind, version=version, dataset=dataset,
+                        run_dir=run_dir, pid=os.getpid(),
+                        pid_start=process_start_time(os.getpid()), training=training)
     return version, run_dir
 
 
@@ -172,10 +161,7 @@ def spawn(store: Store, run_dir: Path) -> int:
         stdin=subprocess.DEVNULL, start_new_session=True,
     )
     log_fh.close()
-    store.cursor().execute(
-        "UPDATE jobs SET pid = ?, pid_start = ?, detached = true WHERE run_dir = ?",
-        [proc.pid, process_start_time(proc.pid), str(run_dir)],
-    )
+    job_rows.set_job_process(store, run_dir, proc.pid, process_start_time(proc.pid))
     return proc.pid
 
 
@@ -190,11 +176,9 @@ def start_job(store: Store, kind: str, dataset: str, config: TrainConfig | None 
     try:
         spawn(store, run_dir)
     except OSError as exc:
-        job_id = store.cursor().execute(
-            "SELECT job_id FROM jobs WHERE run_dir = ?", [str(run_dir)]
-        ).fetchone()[0]
+        job_id = job_rows.job_id_of_run(store, run_dir)
         message = f"The job process could not be started: {exc}"
-        _close_job(store, job_id, kind, version, "failed", message)
+        job_rows.close_job(store, job_id, kind, version, "failed", message)
         raise JobError(f"{message}. See {run_dir / 'job.log'}.") from exc
     return version
 
@@ -220,26 +204,24 @@ def refresh_jobs(store: Store) -> list[str]:
 
 
 def _refresh_jobs(store: Store) -> list[str]:
-    rows = store.cursor().execute(
-        "SELECT job_id, kind, version, dataset, pid, pid_start, detached, run_dir FROM jobs "
-        "WHERE status = 'running'"
-    ).fetchall()
     changed = []
-    for job_id, kind, version, dataset, pid, pid_start, detached, run_dir in rows:
+    for job_id, kind, version, dataset, pid, pid_start, detached, run_dir in (
+        job_rows.running_jobs(store)
+    ):
         status = read_json(RunFiles(Path(run_dir)).status) or {}
         state = status.get("state")
         if state not in TERMINAL:
             if pid is None or owner_alive(pid, pid_start):
                 continue  # running (no pid: a row written by hand, nothing to check)
-            state, status["message"] = "failed", _ended_message(pid, bool(detached), run_dir)
+            state, status["message"] = "failed", _ended_message(pid, detached, run_dir)
         if state == "finished":
             try:
                 register_run(store, job_id, kind, version, dataset, Path(run_dir), status)
             except (OSError, ValueError) as exc:
-                _close_job(store, job_id, kind, version, "failed",
-                           f"Registering the run failed: {exc}")
+                job_rows.close_job(store, job_id, kind, version, "failed",
+                                   f"Registering the run failed: {exc}")
         else:
-            _close_job(store, job_id, kind, version, state, status.get("message"))
+            job_rows.close_job(store, job_id, kind, version, state, status.get("message"))
         changed.append(version)
     return changed
 
@@ -252,22 +234,6 @@ def _ended_message(pid: int, detached: bool, run_dir: str) -> str:
             "it started the job) ended without finishing it (it was killed or crashed).")
 
 
-def _close_job(store: Store, job_id: str, kind: str, version: str, state: str,
-               message: str | None) -> None:
-    with store.transaction() as tx:
-        tx.execute(
-            "UPDATE jobs SET status = ?, message = ?, finished_at = current_timestamp "
-            "WHERE job_id = ?",
-            [state, message, job_id],
-        )
-        if kind == "train":
-            tx.execute(
-                "UPDATE model_versions SET status = ?, message = ?, "
-                "finished_at = current_timestamp WHERE version = ?",
-                [state, message, version],
-            )
-
-
 def register_run(store: Store, job_id: str, kind: str, version: str, dataset: str,
                  run_dir: Path, status: dict[str, Any]) -> None:
     """Make a finished run a usable version: embeddings, training log, metrics (atomic)."""
@@ -278,58 +244,26 @@ def register_run(store: Store, job_id: str, kind: str, version: str, dataset: st
         raise ValueError("the run has no complete checkpoint")
     config_info = read_json(files.config) or {}
     job = read_json(files.job) or {}
-    dim = int(status["dim"])
-    with store.transaction() as tx:
-        load_embedding_set(tx, version, dataset, dim, files.review_embeddings,
-                           files.item_embeddings)
-        if kind == "embed":
-            exists = tx.execute(
-                "SELECT count(*) FROM model_versions WHERE version = ?", [version]
-            ).fetchone()[0]
-            if not exists:
-                tx.execute(
-                    """INSERT INTO model_versions (version, kind, dataset, base_model, strategy,
-                           config, library_versions, status, dim, device, finished_at)
-                       VALUES (?, 'base', NULL, ?, NULL, ?, ?, 'ready', ?, ?,
-                               current_timestamp)""",
-                    [version, job["config"]["base_model"], json.dumps(job["config"]),
-                     json.dumps(_library_versions_light()), dim, status.get("device")],
-                )
-        else:
-            metrics = {**status.get("val_metrics", {}),
-                       "best_epoch": status.get("best_epoch"),
-                       "samples_per_s": status.get("samples_per_s")}
-            tx.execute(
-                """UPDATE model_versions SET status = 'ready', metrics = ?, dim = ?, device = ?,
-                       library_versions = ?, finished_at = current_timestamp, message = ?
-                   WHERE version = ?""",
-                [json.dumps(metrics), dim, status.get("device"),
-                 json.dumps(config_info.get("library_versions", {})),
-                 "; ".join(config_info.get("notices", [])) or None, version],
-            )
-            manifest = read_json(run_dir / "checkpoint" / "mgi.json") or {}
-            tx.execute("UPDATE model_versions SET heads = ? WHERE version = ?",
-                       [json.dumps(manifest.get("vocab", {})), version])
-            if files.head_probs.exists():
-                tx.execute(
-                    "DELETE FROM review_head_probs WHERE version = ? AND dataset = ?",
-                    [version, dataset],
-                )
-                tx.execute(
-                    f"""INSERT INTO review_head_probs
-                        SELECT ?, ?, review_id, task, probs
-                        FROM read_parquet('{str(files.head_probs).replace("'", "''")}')""",
-                    [version, dataset],
-                )
-            tx.execute("DELETE FROM train_log WHERE version = ?", [version])
-            log_rows = list(_log_rows(version, read_events(files.metrics)))
-            if log_rows:
-                tx.executemany("INSERT INTO train_log VALUES (?, ?, ?, ?, ?)", log_rows)
-        tx.execute(
-            "UPDATE jobs SET status = 'finished', finished_at = current_timestamp "
-            "WHERE job_id = ?",
-            [job_id],
+    if kind == "embed":
+        run = FinishedRun(
+            job_id, kind, version, dataset, int(status["dim"]), files.review_embeddings,
+            files.item_embeddings, status.get("device"), _library_versions_light(),
+            job_config=job.get("config") or {},
         )
+    else:
+        manifest = read_json(run_dir / "checkpoint" / "mgi.json") or {}
+        run = FinishedRun(
+            job_id, kind, version, dataset, int(status["dim"]), files.review_embeddings,
+            files.item_embeddings, status.get("device"),
+            config_info.get("library_versions", {}),
+            metrics={**status.get("val_metrics", {}), "best_epoch": status.get("best_epoch"),
+                     "samples_per_s": status.get("samples_per_s")},
+            message="; ".join(config_info.get("notices", [])) or None,
+            heads=manifest.get("vocab", {}),
+            head_probs=files.head_probs if files.head_probs.exists() else None,
+            log_rows=list(_log_rows(version, read_events(files.metrics))),
+        )
+    job_rows.register_finished_run(store, run)
 
 
 def _library_versions_light() -> dict[str, str]:
@@ -352,14 +286,10 @@ def _log_rows(version: str, events: list[dict[str, Any]]):
 
 
 def list_jobs(store: Store) -> list[dict[str, Any]]:
-    """Every job, newest first, after refreshing their states (a dead job shows as failed)."""
-    refresh_jobs(store)
-    cur = store.cursor().execute(
-        "SELECT job_id, kind, version, dataset, status, pid, started_at, finished_at, message "
-        "FROM jobs ORDER BY started_at DESC, job_id"
-    )
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    """Every job, newest first: job_id, kind, version, dataset, status, pid, started_at,
+    finished_at, message. A pure read: call :func:`refresh_jobs` first so that a job whose
+    process ended shows as failed."""
+    return job_rows.list_jobs(store)
 
 
 _LAST_JOB = {"finished": "finished", "failed": "failed", "cancelled": "was cancelled"}
@@ -376,21 +306,13 @@ def cancel_job(store: Store, version: str, grace_s: float = 30.0) -> str:
     Raises:
         JobError: no job of ``version`` is running.
     """
-    cur = store.cursor()
-    row = cur.execute(
-        "SELECT job_id, kind, pid, pid_start, detached FROM jobs "
-        "WHERE version = ? AND status = 'running' ORDER BY started_at DESC LIMIT 1",
-        [version],
-    ).fetchone()
-    if row is None:
-        last = cur.execute(
-            "SELECT status FROM jobs WHERE version = ? ORDER BY started_at DESC LIMIT 1",
-            [version],
-        ).fetchone()
-        why = f"its last job {_LAST_JOB.get(last[0], last[0])}" if last else "no job made it"
+    job = job_rows.running_job_of_version(store, version)
+    if job is None:
+        last = job_rows.last_job_status(store, version)
+        why = f"its last job {_LAST_JOB.get(last, last)}" if last else "no job made it"
         raise JobError(f"No running job for version {version!r}: {why}. "
                        "List the jobs with: python -m mgi_core jobs")
-    job_id, kind, pid, pid_start, detached = row
+    pid, pid_start = job.pid, job.pid_start
     if pid is None:
         done = "No process was recorded for it; marked it cancelled."
     elif not owner_alive(pid, pid_start):
@@ -398,8 +320,9 @@ def cancel_job(store: Store, version: str, grace_s: float = 30.0) -> str:
     elif pid == os.getpid():
         done = "It had not started (this process prepared it); marked it cancelled."
     else:
-        done = _stop_process(pid, pid_start, bool(detached), grace_s)
-    _close_job(store, job_id, kind, version, "cancelled", "Cancelled by the user.")
+        done = _stop_process(pid, pid_start, job.detached, grace_s)
+    job_rows.close_job(store, job.job_id, job.kind, version, "cancelled",
+                       "Cancelled by the user.")
     return done
 
 

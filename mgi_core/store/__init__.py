@@ -1,4 +1,10 @@
-"""DuckDB storage: schema, connection discipline, queries."""
+"""DuckDB storage, and all of MGI's SQL.
+
+``Store`` (connection.py) opens and migrates the file (schema.py); one module per table family
+(``datasets``, ``versions``, ``embeddings``, ``jobs``, …) reads and writes its rows with typed
+functions; ``queries`` is the read model the pages draw; ``sql`` quotes the few names and
+literals that cannot be ``?`` parameters.
+"""
 
 from __future__ import annotations
 

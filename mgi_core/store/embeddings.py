@@ -7,6 +7,7 @@ Loaded in bulk from Parquet (Arrow fixed-size lists), never row by row.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
@@ -14,6 +15,10 @@ import numpy as np
 
 from mgi_core.errors import ModelVersionNotFound
 from mgi_core.store import Store
+from mgi_core.store.sql import quote_literal
+
+# The per-dimension FLOAT[d] tables: review and item embeddings, user profile vectors.
+_VECTOR_TABLE = re.compile(r"(review_embeddings|item_embeddings|user_profile_vectors)_[0-9]+")
 
 
 def _dim(d: int) -> int:
@@ -45,8 +50,13 @@ def ensure_tables(cur: duckdb.DuckDBPyConnection, d: int) -> None:
     )
 
 
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")
+def vector_tables(cur: duckdb.DuckDBPyConnection) -> list[str]:
+    """The per-dimension FLOAT[d] tables of the store (embeddings, profile vectors), by name."""
+    names = cur.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = current_schema() ORDER BY table_name"
+    ).fetchall()
+    return [n for (n,) in names if _VECTOR_TABLE.fullmatch(n)]
 
 
 def load_embedding_set(
@@ -63,13 +73,13 @@ def load_embedding_set(
     cur.execute(
         f"""INSERT INTO {review_table(d)}
             SELECT ?, ?, review_id, embedding::FLOAT[{d}]
-            FROM read_parquet('{_sql_path(reviews_parquet)}')""",
+            FROM read_parquet({quote_literal(reviews_parquet)})""",
         [version, dataset],
     )
     cur.execute(
         f"""INSERT INTO {item_table(d)}
             SELECT ?, ?, item_id, n_train_reviews, embedding::FLOAT[{d}]
-            FROM read_parquet('{_sql_path(items_parquet)}')""",
+            FROM read_parquet({quote_literal(items_parquet)})""",
         [version, dataset],
     )
     n_reviews = cur.execute(
@@ -100,6 +110,17 @@ def embedding_dim(store: Store, version: str, dataset: str) -> int:
             "dataset (Train page or python -m mgi_core train), or embed it with 'base'."
         )
     return int(row[0])
+
+
+def embedded_datasets(store: Store) -> dict[str, list[str]]:
+    """version → the datasets it has embedded, oldest embedding first (a few rows)."""
+    rows = store.cursor().execute(
+        "SELECT version, dataset FROM embedding_sets ORDER BY created_at, dataset"
+    ).fetchall()
+    out: dict[str, list[str]] = {}
+    for version, dataset in rows:
+        out.setdefault(version, []).append(dataset)
+    return out
 
 
 def review_vectors(store: Store, version: str, dataset: str,

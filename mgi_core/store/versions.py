@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import duckdb
+
 from mgi_core.errors import ModelVersionNotFound
 from mgi_core.store import Store
 
 BASE_VERSION = "base"
+RETIRED = "retired"  # a ready version left with no embeddings of any dataset
 VERSION_COLUMNS = (
     "version", "kind", "dataset", "base_model", "strategy", "status", "metrics", "dim",
     "device", "data_hash", "artefact_dir", "message", "created_at", "finished_at", "config",
@@ -89,3 +92,26 @@ def training_log(store: Store, version: str) -> list[tuple[int, int, str, float]
         "ORDER BY step, metric",
         [version],
     ).fetchall()
+
+
+def retire_unembedded(target: Store | duckdb.DuckDBPyConnection, dataset: str) -> None:
+    """Retire the ready versions trained on ``dataset`` that have no embeddings left.
+
+    Their status becomes ``RETIRED`` with a message that says the dataset was deleted, so
+    ``get_version`` refuses them and ``list_versions(usable_only=True)`` leaves them out.
+
+    Args:
+        target: a store, or the cursor of the caller's transaction (the one that purged
+            the dataset).
+        dataset: the deleted dataset.
+    """
+    cur = target.cursor() if isinstance(target, Store) else target
+    cur.execute(
+        """UPDATE model_versions
+           SET status = ?, message = 'Its training dataset ' || dataset || ' was deleted on '
+               || strftime(current_timestamp, '%Y-%m-%d %H:%M')
+               || ' with its embeddings; train a new version on the data you use now.'
+           WHERE dataset = ? AND status = 'ready' AND NOT EXISTS (
+               SELECT 1 FROM embedding_sets e WHERE e.version = model_versions.version)""",
+        [RETIRED, dataset],
+    )

@@ -12,9 +12,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.resources import _open_store
-from mgi_core.data.datasets import list_datasets
 from mgi_core.data.ingest import ingest_file
 from mgi_core.store import Store
+from mgi_core.store.queries.datasets import list_datasets
 from tests.app.pages import APP
 from tests.app.pages import texts as _texts
 from tests.conftest import HEADER, small_rows, table_counts, write_csv

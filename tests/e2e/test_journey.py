@@ -59,11 +59,12 @@ def _stop_jobs(db: Path) -> None:
     """Cancel a job a failed journey left running (after the server let go of the file)."""
     if not db.exists():
         return
-    from mgi_core.jobs.manager import active_job, cancel_job
+    from mgi_core.jobs.manager import active_job, cancel_job, refresh_jobs
     from mgi_core.store import Store
 
     store = Store(db)
     try:
+        refresh_jobs(store)
         job = active_job(store)
         if job is not None:
             cancel_job(store, job["version"], grace_s=5)

@@ -214,7 +214,8 @@ def test_a_dashboard_job_killed_with_sigkill_is_failed_and_the_next_job_starts(
 def test_a_job_whose_app_died_before_spawning_it_is_failed_not_stuck(tiny_db, tiny_bert):
     version = _prepare_and_die(tiny_db, tiny_bert)
     with Store(tiny_db) as store:
-        assert active_job(store) is None  # refreshed: its owner is gone
+        refresh_jobs(store)
+        assert active_job(store) is None  # its owner is gone
         job = _job_row(store, version)
         assert job["status"] == "failed" and "ended without finishing" in job["message"]
         assert get_version(store, version, usable=False)["status"] == "failed"

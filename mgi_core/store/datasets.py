@@ -1,0 +1,111 @@
+"""The dataset registry and its rows: ``datasets``, ``reviews``, ``items``, ``ingest_rejects``.
+
+Also :func:`purge_dataset`, which knows every table that holds rows of one dataset, and the
+snapshot export a training job reads (a Parquet file of the reviews with their item levels).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from mgi_core.errors import DatasetNotFoundError
+from mgi_core.store import Store
+from mgi_core.store.embeddings import vector_tables
+from mgi_core.store.sql import quote_literal
+
+DATASET_COLUMNS = (
+    "name", "file_name", "n_reviews", "n_users", "n_items", "n_l1", "n_l2", "n_l3",
+    "n_rejected", "has_timestamp", "encoding", "created_at",
+)
+
+# Tables holding rows of one dataset, by their ``dataset`` column (the registry row itself is
+# ``datasets.name``). Vectors live in per-dimension tables (``vector_tables``), also purged.
+PURGED_TABLES = (
+    "reviews", "items", "ingest_rejects", "embedding_sets", "review_head_probs",
+    "user_profiles", "evaluations", "per_user_metrics", "fusion_weights", "jobs",
+)
+# Tables with a ``dataset`` column that a purge keeps: a model version trained on a dataset
+# outlives it (its row and training log stay; ``versions.retire_unembedded`` retires it).
+KEPT_TABLES = ("model_versions",)
+
+SNAPSHOT_COLUMNS = (
+    "review_id", "user_id", "item_id", "text", "rating", "ts", "row_number", "split",
+    "item_title", "category", "l1", "l2", "l3",
+)
+
+
+def list_datasets(store: Store) -> list[dict[str, Any]]:
+    """Every dataset's registry row (``DATASET_COLUMNS``), newest first."""
+    cur = store.cursor().execute(
+        f"SELECT {', '.join(DATASET_COLUMNS)} FROM datasets ORDER BY created_at DESC, name"
+    )
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def dataset_names(store: Store) -> list[str]:
+    """The names of every dataset, newest first."""
+    return [d["name"] for d in list_datasets(store)]
+
+
+def get_dataset(store: Store, name: str) -> dict[str, Any]:
+    """One dataset's registry row.
+
+    Raises:
+        DatasetNotFoundError: no dataset of that name.
+    """
+    for row in list_datasets(store):
+        if row["name"] == name:
+            return row
+    known = ", ".join(dataset_names(store)) or "none yet"
+    raise DatasetNotFoundError(
+        f"No dataset named {name!r} (known: {known}). Ingest one first: "
+        "python -m mgi_core ingest FILE --name NAME, or the Data page."
+    )
+
+
+def purge_dataset(target: Store | duckdb.DuckDBPyConnection, name: str) -> None:
+    """Delete every row of dataset ``name``: its registry row and each table in
+    ``PURGED_TABLES`` and ``vector_tables`` (every version's vectors of it).
+
+    Args:
+        target: a store (the purge runs in a transaction of its own) or the cursor of a
+            transaction the caller holds (to do more in the same transaction).
+        name: the dataset; no error when it has no rows.
+    """
+    if isinstance(target, Store):
+        with target.transaction() as tx:
+            purge_dataset(tx, name)
+        return
+    for table in (*vector_tables(target), *PURGED_TABLES):
+        target.execute(f"DELETE FROM {table} WHERE dataset = ?", [name])
+    target.execute("DELETE FROM datasets WHERE name = ?", [name])
+
+
+def export_reviews_parquet(store: Store, dataset: str, path: Path) -> None:
+    """Write every review of ``dataset`` (``SNAPSHOT_COLUMNS``: split and item levels
+    joined) to the Parquet file ``path``, ordered by review id."""
+    store.cursor().execute(
+        f"""COPY (
+                SELECT r.review_id, r.user_id, r.item_id, r.text, r.rating, r.ts, r.row_number,
+                       r.split, i.title AS item_title, i.category, i.l1, i.l2, i.l3
+                FROM reviews r LEFT JOIN items i
+                  ON i.dataset = r.dataset AND i.item_id = r.item_id
+                WHERE r.dataset = ? ORDER BY r.review_id
+            ) TO {quote_literal(path)} (FORMAT parquet)""",
+        [dataset],
+    )
+
+
+def review_checksum(store: Store, dataset: str) -> tuple[int, int | None]:
+    """(number of reviews, sum of their row hashes over ids, text, rating and split): the
+    same for the same content, whatever the order of the rows (None sum when empty)."""
+    row = store.cursor().execute(
+        """SELECT count(*), sum(hash(review_id, user_id, item_id, text, rating, split))
+           FROM reviews WHERE dataset = ?""",
+        [dataset],
+    ).fetchone()
+    return int(row[0]), (None if row[1] is None else int(row[1]))
