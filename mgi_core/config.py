@@ -193,10 +193,13 @@ class TrainConfig(BaseConfig):
     head_learning_rate: float = _f(2e-3, "Peak learning rate of the task heads.")
     weight_decay: float = _f(0.01, "AdamW weight decay.")
     warmup_ratio: float = _f(
-        0.1, "Share of steps with linear warm-up; then linear decay to 0.", min=0.0
+        0.1, "Share of steps with linear warm-up; then linear decay to 0.", min=0.0,
+        label="Warm-up ratio",
     )
     dropout: float = _f(0.1, "Dropout before each head.", min=0.0)
-    grad_clip: float = _f(1.0, "Clip the gradient norm to this value (0 = off).")
+    grad_clip: float = _f(
+        1.0, "Clip the gradient norm to this value (0 = off).", label="Gradient clipping"
+    )
     max_seq_length: int = _f(
         64, "Tokens per review in training (longer texts are truncated; 64 keeps a CPU epoch "
         "over a few thousand reviews to minutes).",

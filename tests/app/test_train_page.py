@@ -16,8 +16,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.resources import _open_store
+from dashboard.train_form import HYPER_FIELDS, form_input
 from mgi_core.data.ingest import ingest_file
-from mgi_core.jobs.manager import active_job, job_progress
+from mgi_core.jobs.manager import active_job, job_progress, refresh_jobs
 from mgi_core.store import Store
 from mgi_core.store.versions import list_versions
 from tests.app.pages import open_page
@@ -35,6 +36,7 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.delenv("MGI_RUNS", raising=False)  # run folders go beside the database
     yield path
     store = _open_store(str(path))
+    refresh_jobs(store)
     job = active_job(store)
     if job is not None:  # a test that failed half-way must not leave a job running
         from mgi_core.jobs.manager import cancel_job
@@ -81,7 +83,8 @@ def _fill_tiny(at: AppTest, tiny_bert: Path, epochs: int = 1) -> AppTest:
 def _wait_until_no_job(store: Store, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if active_job(store) is None:  # refreshes: registers a finished run
+        refresh_jobs(store)  # registers a finished run
+        if active_job(store) is None:
             return
         time.sleep(0.5)
     raise TimeoutError("the job did not finish")
@@ -90,6 +93,7 @@ def _wait_until_no_job(store: Store, timeout: float = 300) -> None:
 def _wait_phase(store: Store, phase: str, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        refresh_jobs(store)
         job = active_job(store)
         assert job is not None, "the job ended before reaching " + phase
         if job_progress(job["run_dir"]).get("phase") == phase:
@@ -127,6 +131,12 @@ def test_form_shows_defaults_device_and_the_base_button(tiny_dataset: str) -> No
     at = _run(at)
     assert at.number_input(key="train_freeze_layers").value == 4
     assert not [w for w in at.number_input if w.key == "train_lora_rank"]
+    # Every hyper-parameter has an input, labelled and explained from its TrainConfig field.
+    shown = {w.key: w for w in [*at.number_input, *at.checkbox, *at.selectbox, *at.text_input]}
+    for name in HYPER_FIELDS:
+        spec = form_input(name)
+        assert (shown[spec.key].label, shown[spec.key].help) == (spec.label, spec.help), name
+        assert shown[spec.key].value == spec.value, name
 
 
 def test_no_task_is_an_error_and_starts_nothing(tiny_dataset: str, db: Path) -> None:

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import UTC, datetime
 
 import pytest
 
+from dashboard.train_form import (
+    HYPER_FIELDS,
+    PAGE_OMITS,
+    STRATEGY_FIELDS,
+    TOP_FIELDS,
+    FormInput,
+    build_config,
+    form_input,
+    form_key,
+)
 from dashboard.training import (
     best_epoch,
-    build_config,
     elapsed_s,
     events_from_log,
     format_duration,
@@ -19,6 +29,7 @@ from dashboard.training import (
     versions_frame,
     versions_note,
 )
+from mgi_core.config import TrainConfig
 from mgi_core.errors import ConfigError
 
 
@@ -182,6 +193,60 @@ def test_build_config_from_form_values() -> None:
     assert build_config({"train_max_reviews": 32}).max_train_reviews == 32
     with pytest.raises(ConfigError, match="tasks"):
         build_config({"train_tasks": []})
+
+
+def test_every_field_has_one_place_on_the_form() -> None:
+    placed = [*TOP_FIELDS, *(n for names in STRATEGY_FIELDS.values() for n in names),
+              *HYPER_FIELDS, *PAGE_OMITS]
+    assert sorted(placed) == sorted(f.name for f in dataclasses.fields(TrainConfig))
+
+
+def test_form_inputs_take_label_help_default_and_minimum_from_the_field() -> None:
+    epochs = form_input("epochs")
+    assert (epochs.key, epochs.label, epochs.kind, epochs.value, epochs.min_value) == (
+        "train_epochs", "Epochs", "int", 1, 1)
+    assert epochs.help == TrainConfig.help("epochs")
+    # Labels the browser test types into, and the older session keys.
+    assert [(form_input(n).label, form_input(n).key) for n in (
+        "max_train_reviews", "max_seq_length", "embed_max_seq_length", "learning_rate")] == [
+        ("Max training reviews", "train_max_reviews"),
+        ("Max sequence length", "train_max_seq_length"),
+        ("Embedding max length", "train_embed_max_seq_length"),
+        ("Encoder learning rate", "train_lr")]
+    # An unset optional number shows 0, and the help says what 0 means.
+    reviews = form_input("max_train_reviews")
+    assert (reviews.value, reviews.min_value) == (0, 0)
+    assert reviews.help.endswith(" 0 = all.")
+    # Learning rates in scientific notation, stepping a tenth of their magnitude.
+    lr = form_input("learning_rate")
+    assert (lr.kind, lr.format, lr.step) == ("float", "%.1e", pytest.approx(1e-5))
+    assert form_input("dropout").min_value == 0.0 and form_input("dropout").step == 0.01
+    assert form_input("balance").options == ("class_weights", "none")
+    assert (form_input("deterministic").kind, form_input("lora_targets").kind) == (
+        "bool", "list")
+
+
+def _nudged(spec: FormInput) -> object:
+    """A valid value other than the input's default."""
+    if spec.kind == "bool":
+        return not spec.value
+    if spec.kind == "choice":
+        return spec.options[-1]
+    if spec.kind == "list":
+        return "query,value"
+    return spec.value + 3 if spec.kind == "int" else spec.value / 2
+
+
+def test_every_hyper_parameter_reaches_the_config() -> None:
+    # Each input's default, nudged, comes back in the config (no field is dropped).
+    values, expected = {}, {}
+    for name in HYPER_FIELDS + STRATEGY_FIELDS["lora"]:
+        spec = form_input(name)
+        value = _nudged(spec)
+        values[form_key(name)] = value
+        expected[name] = ("query", "value") if spec.kind == "list" else value
+    config = build_config(values)
+    assert {name: getattr(config, name) for name in expected} == expected
 
 
 @pytest.mark.parametrize(("seconds", "text"), [
