@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+import mgi_core
 from tests.conftest import ROOT
 
 
@@ -55,7 +56,7 @@ def test_built_wheel_runs_mgi_and_loads_the_demo_outside_the_checkout(tmp_path: 
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
     _run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"),
           str(src)], cwd=tmp_path)
-    (wheel,) = (tmp_path / "dist").glob("mgi-*.whl")
+    (wheel,) = (tmp_path / "dist").glob(f"mgi-{mgi_core.__version__}-*.whl")
 
     shipped = set(zipfile.ZipFile(wheel).namelist())
     sources = {p.relative_to(ROOT).as_posix() for p in (ROOT / "mgi_core").rglob("*.py")}
