@@ -8,8 +8,8 @@ import pytest
 
 from mgi_core.config import SplitConfig
 from mgi_core.data.ingest import ingest_file
-from mgi_core.data.splits import assign_splits, split_counts
 from mgi_core.store import Store
+from mgi_core.store.reviews_splits import assign_splits, split_counts
 from tests.conftest import SHARED_DATA, small_rows, write_csv
 
 
