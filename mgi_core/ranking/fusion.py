@@ -1,24 +1,24 @@
 """Scorers as weighted sums of per-user z-scored features; weights learned on validation.
 
-A scorer is a name and a feature list. Single-feature scorers use the raw feature; fused
-scorers z-score each feature per user over the candidate items (items not seen in train)
-and add them with weights. ``untuned_hybrid`` uses fixed weights (content + item-kNN +
-0.5 × popularity); the others learn their weights on the validation split, so nothing of
-the test split is used. Weights may come out zero or negative.
+A scorer is a name and the signals it uses (``mgi_core.ranking.signals``). Single-signal
+scorers use the raw score; fused scorers z-score each signal per user over the candidate
+items (items not seen in train) and add them with weights. ``untuned_hybrid`` uses fixed
+weights (content + item-kNN + 0.5 × popularity); the others learn their weights on the
+validation split, so nothing of the test split is used. Weights may come out zero or
+negative.
 
 The weights maximise the listwise softmax likelihood of each validation user's held-out
 item among all the items that user could be recommended (``learn_weights``). An earlier
-version fitted a pairwise logistic model against 50 random unseen items; in 5-fold
-cross-validation over the Digital Music validation users the listwise fit ranked better for
-every fused scorer and both encoders (mgi_hybrid NDCG@10 0.265 → 0.267, mg_fusion with v2
-0.224 → 0.229; ``bench/ranking_choices.py``). Random negatives are mostly easy; the softmax
-weighs the items that compete for the top of the list.
+version fitted a pairwise logistic model against 50 random unseen items; the listwise fit
+was chosen on validation (README, "What was tried"; ``bench/ranking_choices.py``). Random
+negatives are mostly easy; the softmax weighs the items that compete for the top of the
+list.
 
 Weights can also be learned per segment (``segments=True``): users with one train review
 (cold) then get weights of their own under the key ``"cold"``, and ``fused`` picks each
-user's segment from the train items it excludes. It is off by default: on the Digital Music
-data it lowered NDCG@10 (base mgi_hybrid 0.205 → 0.199 with the pairwise fit; the cold
-segment's 300 validation positives are too few to fit seven weights well).
+user's segment from the train items it excludes. It is off by default: it ranked worse on
+the Digital Music data (README, "What was tried"), the cold segment's validation positives
+being too few to fit a weight per signal well.
 """
 
 from __future__ import annotations
@@ -28,34 +28,66 @@ from typing import Any
 
 import numpy as np
 
-from mgi_core.ranking.features import (
-    ALL_FEATURES,
-    CATEGORY_FEATURES,
-    CONTENT_FEATURES,
-    FeatureContext,
-    compute_features,
-)
+from mgi_core.errors import ConfigError
+from mgi_core.ranking.features import FeatureContext, compute_features
+from mgi_core.ranking.signals import SIGNALS
 
 
 @dataclass(frozen=True)
 class ScorerSpec:
+    """A scorer: the signals it ranks with, and fixed weights or None to learn them.
+
+    Raises:
+        ConfigError: a feature or fixed weight names no registered signal.
+    """
+
     name: str
-    features: tuple[str, ...]
+    features: tuple[str, ...]  # names of registered signals
     fixed_weights: dict[str, float] | None = None  # None → learned on validation
-    needs_version: bool = True
+
+    def __post_init__(self) -> None:
+        unknown = [n for n in (*self.features, *(self.fixed_weights or {})) if n not in SIGNALS]
+        if unknown:
+            raise ConfigError(
+                f"Scorer {self.name!r} names unknown signal(s) {unknown}; "
+                f"registered: {', '.join(SIGNALS)}."
+            )
 
     @property
     def tuned(self) -> bool:
         return len(self.features) > 1 and self.fixed_weights is None
 
+    @property
+    def needs_version(self) -> bool:
+        """Whether a signal it uses reads a version's embeddings (item vectors, profiles)."""
+        return any(_needs_embeddings(name) for name in self.features)
+
+
+def _needs_embeddings(signal: str) -> bool:
+    needs = SIGNALS[signal].needs
+    return any(n in ("item_vectors", "profiles") or (n in SIGNALS and _needs_embeddings(n))
+               for n in needs)
+
+
+# The multi-granularity content signals: each content level, category affinities, transitions.
+MG_SIGNALS = (
+    "content",
+    "content_last",
+    "content_interest",
+    "content_category",
+    "affinity_l1",
+    "affinity_l2",
+    "transition_l1",
+)
+
 
 SCORERS: dict[str, ScorerSpec] = {
     s.name: s
     for s in [
-        ScorerSpec("random", (), needs_version=False),
-        ScorerSpec("popularity", ("popularity",), needs_version=False),
-        ScorerSpec("item_knn", ("item_knn",), needs_version=False),
-        ScorerSpec("mf", ("mf",), needs_version=False),
+        ScorerSpec("random", ()),
+        ScorerSpec("popularity", ("popularity",)),
+        ScorerSpec("item_knn", ("item_knn",)),
+        ScorerSpec("mf", ("mf",)),
         ScorerSpec("content", ("content",)),
         ScorerSpec("content_last", ("content_last",)),
         ScorerSpec("content_interest", ("content_interest",)),
@@ -66,8 +98,8 @@ SCORERS: dict[str, ScorerSpec] = {
             {"content": 1.0, "item_knn": 1.0, "popularity": 0.5},
         ),
         ScorerSpec("content_hybrid", ("content", "item_knn", "popularity")),
-        ScorerSpec("mg_fusion", CONTENT_FEATURES + CATEGORY_FEATURES),
-        ScorerSpec("mgi_hybrid", ALL_FEATURES),
+        ScorerSpec("mg_fusion", MG_SIGNALS),
+        ScorerSpec("mgi_hybrid", ("popularity", "item_knn", "mf", *MG_SIGNALS)),
     ]
 }
 DEFAULT_SCORERS = tuple(SCORERS)
