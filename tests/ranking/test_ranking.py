@@ -71,7 +71,7 @@ def test_popularity_and_knn_features_by_hand(fake_store) -> None:
     inter = ctx.inter
     items = list(inter.items)
     # Train reviews: a: h1,h2 · b: h1,h3 · c: l1,l2 · d: b1,b2 → h1 is the most popular.
-    assert ctx.popularity[items.index("h1")] == pytest.approx(np.log(3))
+    assert ctx.signals["popularity"].log_counts[items.index("h1")] == pytest.approx(np.log(3))
     u = np.array([list(inter.users).index("a")])
     feats = compute_features(ctx, u, ("item_knn", "content"))
     # a's train items h1, h2; h3 co-occurs with h1 (user b) → positive kNN score; l3 → 0.
