@@ -10,7 +10,7 @@ from dashboard.resources import get_store, show_error
 from dashboard.text import plain
 from mgi_core.data.datasets import list_datasets
 from mgi_core.errors import MgiError
-from mgi_core.evaluation import browse
+from mgi_core.store.queries import evaluations as queries
 from mgi_core.store.versions import BASE_VERSION, list_versions
 
 state, store = st.session_state, get_store()
@@ -45,7 +45,7 @@ if a == b:
 if not view.ready(store, dataset, (a, b)):
     st.stop()
 
-stamps = (browse.evaluation_stamp(store, dataset, a), browse.evaluation_stamp(store, dataset, b))
+stamps = (queries.evaluation_stamp(store, dataset, a), queries.evaluation_stamp(store, dataset, b))
 try:
     report = view.cached_compare(store, str(store.path), dataset, a, b, *stamps)
 except MgiError as exc:
@@ -71,11 +71,11 @@ left.plotly_chart(view.forest_figure(report), key="compare_forest")
 right.plotly_chart(view.category_figure(report.per_category), key="compare_categories")
 
 st.header("Per-user NDCG@10")
-counts = browse.win_loss(store, dataset, a, b)
+counts = queries.win_loss(store, dataset, a, b)
 st.caption("Each point is the users with that pair of values (bigger: more users); above the "
            "diagonal B ranks their held-out item better.")
 left, right = st.columns([3, 1])
-left.plotly_chart(view.user_scatter_figure(browse.user_metric_points(store, dataset, a, b)),
+left.plotly_chart(view.user_scatter_figure(queries.user_metric_points(store, dataset, a, b)),
                   key="compare_scatter")
 for label, key in (("B better for", "better"), ("B worse for", "worse"), ("Same for", "same")):
     right.metric(label, view.users_text(counts[key]), border=True)

@@ -8,7 +8,7 @@ from dashboard import metrics_view as view
 from dashboard.resources import get_store
 from dashboard.training import HEADLINE, show_curves, version_events
 from mgi_core.data.datasets import list_datasets
-from mgi_core.evaluation import browse
+from mgi_core.store.queries import evaluations as queries
 from mgi_core.store.versions import list_versions
 
 state, store = st.session_state, get_store()
@@ -55,7 +55,7 @@ else:
             show_curves(version_events(store, info), key=f"metrics_curves_{info['version']}")
 
 st.header("Evaluation")
-evaluations = browse.evaluation_table(store, dataset)
+evaluations = queries.evaluation_table(store, dataset)
 if evaluations.empty:
     st.info(f"No stored evaluations on {dataset} yet. Evaluate a version with a scorer on the "
             "Compare page (its Evaluate button), or run `python -m mgi_core evaluate "
@@ -75,5 +75,5 @@ st.plotly_chart(view.evaluation_figure(evaluations), key="metrics_evaluation_bar
 st.subheader("Per category")
 st.caption("Mean NDCG@10 of the users whose held-out item is in each L1 category (the "
            "categories with the most users).")
-st.plotly_chart(view.heatmap_figure(browse.category_metric(store, dataset)),
+st.plotly_chart(view.heatmap_figure(queries.category_metric(store, dataset)),
                 key="metrics_heatmap")

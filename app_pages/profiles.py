@@ -8,8 +8,8 @@ from dashboard import profiles as prof
 from dashboard.resources import get_store, show_error
 from mgi_core.data.datasets import list_datasets
 from mgi_core.errors import MgiError
-from mgi_core.profiles.browse import user_reviews, user_vectors
 from mgi_core.ranking.fusion import SCORERS
+from mgi_core.store.queries.profiles import user_reviews, user_vectors
 from mgi_core.store.versions import list_versions
 
 store = get_store()

@@ -32,9 +32,9 @@ PAGES = ["app_pages/data.py", "app_pages/train.py", "app_pages/profiles.py",
 
 MODULES = ["dashboard.charts", "dashboard.compare", "dashboard.export", "dashboard.metrics_view",
            "dashboard.profiles", "dashboard.resources", "dashboard.training", "dashboard.upload",
-           "mgi_core.evaluation.browse", "mgi_core.evaluation.compare",
-           "mgi_core.evaluation.protocol", "mgi_core.profiles.browse",
-           "mgi_core.ranking.recommend", "plotly.express", "sklearn.decomposition"]
+           "mgi_core.evaluation.compare", "mgi_core.evaluation.protocol",
+           "mgi_core.ranking.recommend", "mgi_core.store.queries.evaluations",
+           "mgi_core.store.queries.profiles", "plotly.express", "sklearn.decomposition"]
 
 
 def render(page: str, warm_imports: bool) -> list[float]:

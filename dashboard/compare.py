@@ -21,7 +21,6 @@ from dashboard.charts import empty_figure, plain_label
 from dashboard.resources import show_error
 from dashboard.text import plain
 from mgi_core.errors import MgiError
-from mgi_core.evaluation import browse
 from mgi_core.evaluation.compare import (
     B_BETTER,
     B_WORSE,
@@ -34,7 +33,9 @@ from mgi_core.evaluation.compare import (
 )
 from mgi_core.evaluation.protocol import evaluate
 from mgi_core.ranking.fusion import SCORERS
+from mgi_core.ranking.recommend import Recommender
 from mgi_core.store import Store
+from mgi_core.store.queries import evaluations as queries
 from mgi_core.store.versions import BASE_VERSION
 
 DEFAULT_A = f"{BASE_VERSION}:content_hybrid"
@@ -176,7 +177,7 @@ def user_scatter_figure(points: pd.DataFrame) -> go.Figure:
     """Users' NDCG@10 under A (x) and B (y), one marker per pair of values sized by its
     users; above the diagonal B ranked the held-out item better.
 
-    ``points``: columns ``a``, ``b``, ``n_users``, ``users`` (``browse.user_metric_points``).
+    ``points``: columns ``a``, ``b``, ``n_users``, ``users`` (``queries.user_metric_points``).
     """
     title = "NDCG@10 per user"
     if points.empty:
@@ -229,8 +230,10 @@ def cached_compare(_store: Store, db: str, dataset: str, a: str, b: str, stamp_a
 @st.cache_data(show_spinner="Ranking items for these users…", max_entries=64)
 def cached_lists(_store: Store, db: str, dataset: str, system: str, users: tuple[str, ...],
                  stamp: str) -> dict[str, pd.DataFrame]:
-    """``browse.recommendation_lists`` for a few users, cached per stored evaluation."""
-    return browse.recommendation_lists(_store, dataset, system, list(users))
+    """``Recommender.top_k`` (the lists the evaluation measured) for a few users, cached
+    per stored evaluation."""
+    version, scorer = parse_spec(system)
+    return Recommender.load(_store, dataset, version, scorer).top_k(list(users))
 
 
 def pick_system(side: str, versions: Sequence[str], default: str) -> str:
@@ -258,7 +261,7 @@ def ready(store: Store, dataset: str, systems: Sequence[str]) -> bool:
     missing = []
     for name, system in zip("AB", systems, strict=True):
         version, _ = parse_spec(system)
-        if not browse.has_embeddings(store, version, dataset):
+        if not queries.has_embeddings(store, version, dataset):
             what = ("Embed it with the pre-trained encoder: the Train page's 'Embed with the "
                     "pre-trained encoder (base)' button" if version == BASE_VERSION else
                     "Pick another version, or train one on this dataset")
@@ -266,7 +269,7 @@ def ready(store: Store, dataset: str, systems: Sequence[str]) -> bool:
                              f"so it cannot rank its items. {what}."), icon=":material/warning:")
             st.page_link("app_pages/train.py", label="Go to the Train page",
                          icon=":material/model_training:")
-        elif browse.evaluation_stamp(store, dataset, system) is None:
+        elif queries.evaluation_stamp(store, dataset, system) is None:
             st.info(plain(f"{name}: {system} has no stored evaluation on {dataset} yet."),
                     icon=":material/info:")
             if system not in missing:
@@ -284,9 +287,9 @@ def ready(store: Store, dataset: str, systems: Sequence[str]) -> bool:
             show_error(exc)
             return False
         st.rerun()
-    if any(browse.evaluation_stamp(store, dataset, s) is None for s in systems):
+    if any(queries.evaluation_stamp(store, dataset, s) is None for s in systems):
         return False
-    if not sum(browse.win_loss(store, dataset, *systems).values()):
+    if not sum(queries.win_loss(store, dataset, *systems).values()):
         st.info(f"No user of {dataset} was ranked by both systems. The evaluation holds out "
                 "the latest review of each user with at least 3 reviews; the dataset has no "
                 "such user.", icon=":material/info:")
@@ -297,7 +300,7 @@ def ready(store: Store, dataset: str, systems: Sequence[str]) -> bool:
 def show_changed_users(store: Store, dataset: str, a: str, b: str,
                        stamps: tuple[str, str]) -> None:
     """The users whose NDCG@10 moved most, and one's top-10 under A and B side by side."""
-    changed = browse.most_changed_users(store, dataset, a, b, n=CHANGED_USERS)
+    changed = queries.most_changed_users(store, dataset, a, b, n=CHANGED_USERS)
     if changed.empty:
         st.caption("No users evaluated by both systems.")
         return

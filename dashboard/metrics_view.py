@@ -1,7 +1,8 @@
 """The Metrics page's helpers: validation metrics across versions, stored evaluations, heat map.
 
-Pure functions from small frames (``versions_frame``, ``browse.evaluation_table``,
-``browse.category_metric``) to display frames and plotly figures; no Streamlit.
+Pure functions from small frames (``versions_frame``, and ``evaluation_table`` and
+``category_metric`` of ``mgi_core.store.queries.evaluations``) to display frames and plotly
+figures; no Streamlit.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def validation_figure(table: pd.DataFrame) -> go.Figure:
 
 def evaluation_display(table: pd.DataFrame,
                        metrics: Sequence[str] = TABLE_METRICS) -> pd.DataFrame:
-    """``browse.evaluation_table`` narrowed to fit the page: system, users, ``metrics`` (with
+    """``queries.evaluation_table`` narrowed to fit the page: system, users, ``metrics`` (with
     people's names, those stored), evaluated.
 
     The 20-item metrics and the category entropy are left out (the Compare page has the
@@ -92,7 +93,7 @@ def evaluation_figure(table: pd.DataFrame, metrics: Sequence[str] = BAR_METRICS)
 
 
 def heatmap_frame(long: pd.DataFrame, value: str = "mean") -> pd.DataFrame:
-    """Pivot of ``browse.category_metric``: rows L1 categories, columns systems.
+    """Pivot of ``queries.category_metric``: rows L1 categories, columns systems.
 
     Both keep the order of ``long`` (categories by users, systems as evaluated); a system
     with no user in a category leaves NaN there.

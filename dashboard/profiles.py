@@ -23,12 +23,12 @@ import streamlit as st
 
 from dashboard.charts import empty_figure, plain_label
 from dashboard.export import to_csv_bytes, to_parquet_bytes
-from mgi_core.profiles import browse
-from mgi_core.profiles.browse import UserVectors
 from mgi_core.profiles.service import ensure_profiles, user_profile
 from mgi_core.ranking.recommend import Recommender
 from mgi_core.store import Store
 from mgi_core.store.embeddings import item_vectors
+from mgi_core.store.queries import profiles as queries
+from mgi_core.store.queries.profiles import UserVectors
 from mgi_core.store.versions import BASE_VERSION
 
 NONE = "— none —"
@@ -102,7 +102,7 @@ def category_frame(profile: Mapping[str, Any], parents: Mapping[str, str]) -> pd
 
     Args:
         profile: ``user_profile(...)``.
-        parents: L2 -> L1 (``browse.category_parents``); an L2 missing there is placed
+        parents: L2 -> L1 (``queries.category_parents``); an L2 missing there is placed
             under the text before its first ``>``.
     """
     rows = [
@@ -484,14 +484,14 @@ def embedding_map_figure(
 @st.cache_data(show_spinner=False, max_entries=16)
 def categories(_store: Store, db: str, dataset: str, stamp: str) -> tuple[list[str], dict]:
     """(L1 categories with train reviews, L2 -> L1) of a dataset."""
-    return browse.l1_categories(_store, dataset), browse.category_parents(_store, dataset)
+    return queries.l1_categories(_store, dataset), queries.category_parents(_store, dataset)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def find_users(_store: Store, db: str, dataset: str, stamp: str, l1: str | None,
                min_train_reviews: int, cold: bool | None, id_contains: str) -> pd.DataFrame:
-    """``browse.find_users`` cached per filter combination."""
-    return browse.find_users(_store, dataset, l1=l1, min_train_reviews=min_train_reviews,
+    """``queries.find_users`` cached per filter combination."""
+    return queries.find_users(_store, dataset, l1=l1, min_train_reviews=min_train_reviews,
                              cold=cold, id_contains=id_contains or None)
 
 
@@ -524,7 +524,7 @@ def item_map(_store: Store, db: str, dataset: str, version: str, stamp: str) -> 
 
 def key(store: Store, dataset: str, version: str) -> tuple[Store, str, str, str, str]:
     """The leading arguments of the per-version loaders: (store, db, dataset, version, stamp)."""
-    return store, str(store.path), dataset, version, browse.data_stamp(store, dataset, version)
+    return store, str(store.path), dataset, version, queries.data_stamp(store, dataset, version)
 
 
 # ---------------------------------------------------------------- page sections

@@ -17,6 +17,7 @@ import pandas as pd
 from mgi_core.errors import MgiError
 from mgi_core.evaluation.stats import PairedResult, compare_paired, per_group_means
 from mgi_core.store import Store
+from mgi_core.store.evaluations import held_out_l1, is_evaluated, per_user_metrics
 
 DEFAULT_SCORER = "mgi_hybrid"
 HEADLINE_METRICS = ("ndcg@10", "recall@10", "mrr", "ndcg@20", "recall@20", "hit@10")
@@ -64,26 +65,9 @@ def per_user_frame(
     store: Store, dataset: str, version: str, scorer: str, split: str = "test"
 ) -> pd.DataFrame:
     """Stored per-user metrics as a frame indexed by user_id, one column per metric."""
-    long = (
-        store.cursor()
-        .execute(
-            "SELECT user_id, metric, value FROM per_user_metrics WHERE dataset = ? AND "
-            "version = ? AND scorer = ? AND split = ?",
-            [dataset, version, scorer, split],
-        )
-        .df()
-    )
+    long = per_user_metrics(store, dataset, version, scorer, split)
     if long.empty:
-        evaluated = (
-            store.cursor()
-            .execute(
-                "SELECT count(*) FROM evaluations WHERE dataset = ? AND version = ? AND "
-                "scorer = ? AND split = ?",
-                [dataset, version, scorer, split],
-            )
-            .fetchone()[0]
-        )
-        if evaluated:
+        if is_evaluated(store, dataset, version, scorer, split):
             raise MgiError(
                 f"{version}:{scorer} was evaluated on {dataset}, but no user had a held-out "
                 f"{split} review to rank: the protocol holds out each user's last reviews, so "
@@ -173,19 +157,7 @@ def compare(
     frame_b = per_user_frame(store, dataset, vb, sb, split)
     present = [m for m in metrics if m in frame_a.columns and m in frame_b.columns]
     results = compare_paired(frame_a, frame_b, present, n_boot=n_boot, seed=seed)
-    groups = pd.Series(
-        dict(
-            store.cursor()
-            .execute(
-                """SELECT r.user_id, i.l1 FROM reviews r JOIN items i
-           ON i.dataset = r.dataset AND i.item_id = r.item_id
-           WHERE r.dataset = ? AND r.split = ?""",
-                [dataset, split],
-            )
-            .fetchall()
-        ),
-        dtype=object,
-    )
+    groups = pd.Series(held_out_l1(store, dataset, split), dtype=object)
     per_category = (
         per_group_means(frame_a, frame_b, groups, "ndcg@10")
         if "ndcg@10" in present

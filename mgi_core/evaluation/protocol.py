@@ -1,4 +1,4 @@
-"""The evaluation protocol (DESIGN.md): temporal leave-last-out, full ranking.
+"""The evaluation protocol: temporal leave-last-out, full ranking.
 
 For every user with a held-out item in ``split`` (users with ≥ 3 reviews), all items the
 user did not review in train are ranked; the held-out item's rank gives Recall@K, NDCG@K,
@@ -27,10 +27,13 @@ from mgi_core.evaluation.metrics import (
     target_ranks,
     top_k,
 )
-from mgi_core.ranking.features import FeatureContext, compute_features
-from mgi_core.ranking.fusion import DEFAULT_SCORERS, SCORERS, fused, learn_weights
+from mgi_core.profiles.service import ensure_profiles
+from mgi_core.ranking.features import FeatureContext
+from mgi_core.ranking.fusion import DEFAULT_SCORERS, SCORERS, learn_weights
 from mgi_core.ranking.model import load_ranking_context
+from mgi_core.ranking.recommend import scorer_scores
 from mgi_core.store import Store
+from mgi_core.store.evaluations import replace_evaluation
 
 log = logging.getLogger(__name__)
 KS = (10, 20)
@@ -56,24 +59,6 @@ class EvaluationResult:
         return pd.DataFrame(rows).set_index("scorer")
 
 
-def scorer_scores(
-    ctx: FeatureContext,
-    scorer: str,
-    users: np.ndarray,
-    exclude: np.ndarray,
-    weights: dict[str, float] | None,
-    seed: int = 0,
-) -> np.ndarray:
-    """(len(users), n_items) scores of one scorer."""
-    spec = SCORERS[scorer]
-    if scorer == "random":
-        return np.random.default_rng(seed).random((len(users), ctx.inter.n_items))
-    feats = compute_features(ctx, users, spec.features)
-    if len(spec.features) == 1:
-        return feats[spec.features[0]]
-    return fused(feats, weights or spec.fixed_weights or {}, exclude)
-
-
 def evaluate(
     store: Store,
     dataset: str,
@@ -86,7 +71,8 @@ def evaluate(
     """Evaluate ``scorers`` with ``version``'s embeddings on ``dataset``.
 
     Fused scorers learn their weights on the validation split first (stored with the
-    version in ``fusion_weights``).
+    version in ``fusion_weights``). With ``save`` the version's user profiles are computed
+    and stored first when they are not (``ensure_profiles``); without it nothing is written.
     """
     unknown = [s for s in scorers if s not in SCORERS]
     if unknown:
@@ -94,6 +80,8 @@ def evaluate(
     if split not in ("val", "test"):
         raise ConfigError("split must be 'val' or 'test'")
     started = time.monotonic()
+    if save:
+        ensure_profiles(store, dataset, version)
     ctx = load_ranking_context(
         store, dataset, version, with_mf=any("mf" in SCORERS[s].features for s in scorers)
     )
@@ -142,7 +130,8 @@ def _mean_or_nan(values: list[float]) -> float:
 
 
 def save_evaluation(store: Store, result: EvaluationResult) -> None:
-    """Replace the stored results of (dataset, version, scorer, split) in one transaction."""
+    """Replace the stored results of (dataset, version, scorer, split) in one transaction,
+    with the fusion weights the fused scorers learned."""
     long = []
     summary = []
     for scorer, frame in result.per_user.items():
@@ -152,45 +141,8 @@ def save_evaluation(store: Store, result: EvaluationResult) -> None:
         long.append(melted)
         details = json.dumps({"weights": result.weights.get(scorer)})
         for metric, value in {**frame.mean().to_dict(), **result.beyond[scorer]}.items():
-            summary.append(
-                (
-                    result.dataset,
-                    result.version,
-                    scorer,
-                    result.split,
-                    metric,
-                    float(value),
-                    len(frame),
-                    details,
-                )
-            )
-    rows = pd.concat(long, ignore_index=True)
-    rows.insert(0, "version", result.version)
-    rows.insert(0, "dataset", result.dataset)
-    with store.transaction() as tx:
-        for scorer in result.per_user:
-            params = [result.dataset, result.version, scorer, result.split]
-            where = "dataset = ? AND version = ? AND scorer = ? AND split = ?"
-            tx.execute(f"DELETE FROM per_user_metrics WHERE {where}", params)
-            tx.execute(f"DELETE FROM evaluations WHERE {where}", params)
-        tx.register("_mgi_per_user", rows)
-        tx.execute(
-            "INSERT INTO per_user_metrics SELECT dataset, version, scorer, split, "
-            "user_id, metric, value FROM _mgi_per_user"
-        )
-        tx.unregister("_mgi_per_user")
-        tx.executemany(
-            "INSERT INTO evaluations (dataset, version, scorer, split, metric, value, n_users, "
-            "details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            summary,
-        )
-        for scorer, weights in result.weights.items():
-            tx.execute(
-                "DELETE FROM fusion_weights WHERE dataset = ? AND version = ? AND scorer = ?",
-                [result.dataset, result.version, scorer],
-            )
-            tx.execute(
-                "INSERT INTO fusion_weights (dataset, version, scorer, weights) "
-                "VALUES (?, ?, ?, ?)",
-                [result.dataset, result.version, scorer, json.dumps(weights)],
-            )
+            summary.append((scorer, metric, float(value), len(frame), details))
+    replace_evaluation(
+        store, result.dataset, result.version, result.split, list(result.per_user),
+        pd.concat(long, ignore_index=True), summary, result.weights,
+    )

@@ -1,4 +1,10 @@
-"""Profiles in and out of the store: compute from a version's train embeddings, save, read."""
+"""Profiles of a (version, dataset): compute them from the version's train embeddings, store
+them, read them back.
+
+``ensure_profiles`` is the work: it computes and stores the profiles once, and is called
+where work is expected (evaluation, ``user_profile`` for the CLI's ``profile``, the Profiles
+page before it reads). ``stored_profiles`` and ``load_profiles`` never write.
+"""
 
 from __future__ import annotations
 
@@ -8,27 +14,15 @@ import numpy as np
 import pandas as pd
 
 from mgi_core.config import ProfileConfig
-from mgi_core.data.datasets import get_dataset, vector_tables
+from mgi_core.data.datasets import get_dataset
 from mgi_core.errors import UnknownUserError
 from mgi_core.profiles.builder import UserProfiles, build_user_profiles
 from mgi_core.store import Store
+from mgi_core.store import profiles as profile_store
 from mgi_core.store.embeddings import review_vectors
 from mgi_core.store.versions import get_version
 
-
-def train_reviews(store: Store, dataset: str) -> pd.DataFrame:
-    """The train split of a dataset with item levels, in review_id order."""
-    return (
-        store.cursor()
-        .execute(
-            """SELECT r.review_id, r.user_id, r.item_id, r.text, r.rating, r.ts, r.split,
-                  i.l1, i.l2, i.l3
-           FROM reviews r LEFT JOIN items i ON i.dataset = r.dataset AND i.item_id = r.item_id
-           WHERE r.dataset = ? AND r.split = 'train' ORDER BY r.review_id""",
-            [dataset],
-        )
-        .df()
-    )
+HEAD_TASKS = ("category", "subcategory")  # the heads whose probabilities profiles use
 
 
 def _head_probs(
@@ -38,22 +32,14 @@ def _head_probs(
     review_ids: np.ndarray,
     heads: dict[str, list[str]] | None,
 ) -> dict[str, tuple[list[str], np.ndarray]]:
+    """task -> (labels, (n_reviews, n_labels) probabilities in ``review_ids`` order)."""
     out = {}
     for task, labels in (heads or {}).items():
-        if task not in ("category", "subcategory"):
+        if task not in HEAD_TASKS:
             continue
-        rows = (
-            store.cursor()
-            .execute(
-                "SELECT review_id, probs FROM review_head_probs WHERE version = ? AND dataset = ? "
-                "AND task = ?",
-                [version, dataset, task],
-            )
-            .fetchall()
-        )
-        if not rows:
+        by_id = profile_store.head_probs(store, version, dataset, task)
+        if not by_id:
             continue
-        by_id = {r: p for r, p in rows}
         probs = np.array(
             [by_id.get(int(r), [0.0] * len(labels)) for r in review_ids], dtype=np.float32
         )
@@ -66,7 +52,7 @@ def load_train_embeddings(
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The dataset's train reviews and their ``version`` embeddings, row-aligned."""
     get_dataset(store, dataset)
-    reviews = train_reviews(store, dataset)
+    reviews = profile_store.train_reviews(store, dataset)
     ids, vecs = review_vectors(store, version, dataset, split="train")
     position = {int(r): k for k, r in enumerate(ids)}
     return reviews, vecs[[position[int(r)] for r in reviews["review_id"]]]
@@ -89,61 +75,14 @@ def compute_profiles(
 
 def save_profiles(store: Store, profiles: UserProfiles) -> None:
     """Replace the stored profiles of (version, dataset) in one transaction."""
-    d = profiles.vectors.shape[1]
-    table = f"user_profile_vectors_{int(d)}"
-    rows = profiles.rows.copy()
-    rows.insert(0, "dataset", profiles.dataset)
-    rows.insert(0, "version", profiles.version)
-    import pyarrow as pa
-
-    flat = pa.array(profiles.vectors.reshape(-1))
-    vec_table = pa.table(
-        {
-            "version": pa.array([profiles.version] * len(profiles.vectors)),
-            "dataset": pa.array([profiles.dataset] * len(profiles.vectors)),
-            "vector_row": pa.array(np.arange(len(profiles.vectors), dtype=np.int64)),
-            "vector": pa.FixedSizeListArray.from_arrays(flat, d),
-        }
-    )
-    with store.transaction() as tx:
-        tx.execute(
-            f"""CREATE TABLE IF NOT EXISTS {table} (version VARCHAR NOT NULL,
-                dataset VARCHAR NOT NULL, vector_row BIGINT NOT NULL, vector FLOAT[{d}])"""
-        )
-        for t in ("user_profiles", table):
-            tx.execute(
-                f"DELETE FROM {t} WHERE version = ? AND dataset = ?",
-                [profiles.version, profiles.dataset],
-            )
-        tx.register("_mgi_profile_rows", rows)
-        tx.execute(
-            """INSERT INTO user_profiles SELECT version, dataset, user_id, level, key, n_reviews,
-                   share, sentiment, head_prob, affinity, keywords, review_ids, cold, vector_row
-               FROM _mgi_profile_rows"""
-        )
-        tx.unregister("_mgi_profile_rows")
-        tx.register("_mgi_profile_vecs", vec_table)
-        tx.execute(
-            f"INSERT INTO {table} SELECT version, dataset, vector_row, vector::FLOAT[{d}] "
-            "FROM _mgi_profile_vecs"
-        )
-        tx.unregister("_mgi_profile_vecs")
-
-
-def _has_profiles(store: Store, dataset: str, version: str) -> bool:
-    return bool(
-        store.cursor()
-        .execute(
-            "SELECT count(*) FROM user_profiles WHERE version = ? AND dataset = ?",
-            [version, dataset],
-        )
-        .fetchone()[0]
+    profile_store.replace_profiles(
+        store, profiles.version, profiles.dataset, profiles.rows, profiles.vectors
     )
 
 
 def ensure_profiles(store: Store, dataset: str, version: str) -> None:
-    """Compute and store profiles once per (version, dataset)."""
-    if not _has_profiles(store, dataset, version):
+    """Compute and store profiles once per (version, dataset); nothing when stored."""
+    if not profile_store.has_profiles(store, version, dataset):
         save_profiles(store, compute_profiles(store, dataset, version))
 
 
@@ -179,36 +118,16 @@ def stored_profiles(
     Rows come back in ``vector_row`` order, as ``build_user_profiles`` made them, and
     ``last_liked`` (not stored) is derived from the train embeddings.
     """
-    if not _has_profiles(store, dataset, version):
+    if not profile_store.has_profiles(store, version, dataset):
         return None
     reviews, vectors = embeddings or load_train_embeddings(store, dataset, version)
     d = int(vectors.shape[1])
-    table = f"user_profile_vectors_{d}"
-    if table not in vector_tables(store.cursor()):
-        return None
-    rows = (
-        store.cursor()
-        .execute(
-            """SELECT user_id, level, key, n_reviews, share, sentiment, head_prob, affinity,
-                  keywords, review_ids, cold, vector_row
-           FROM user_profiles WHERE version = ? AND dataset = ? ORDER BY vector_row""",
-            [version, dataset],
-        )
-        .df()
-    )
-    with store.reader() as cur:
-        arrow = cur.sql(
-            f"SELECT vector_row, vector FROM {table} WHERE version = ? AND dataset = ? "
-            "ORDER BY vector_row",
-            params=[version, dataset],
-        ).to_arrow_table()
-    n = arrow.num_rows
-    complete = np.arange(n)
-    if not (np.array_equal(arrow.column("vector_row").to_numpy(), complete)
+    rows = profile_store.profile_rows(store, version, dataset)
+    vector_rows, matrix = profile_store.profile_vectors(store, version, dataset, d)  # (m, d)
+    complete = np.arange(len(vector_rows))
+    if not (np.array_equal(vector_rows, complete)
             and np.array_equal(rows["vector_row"].to_numpy(), complete)):
         return None  # not one complete set: computed again by the caller
-    flat = arrow.column("vector").combine_chunks().values.to_numpy(zero_copy_only=False)
-    matrix = flat.astype(np.float32, copy=False).reshape(n, d)  # (m, d)
     return UserProfiles(version, dataset, rows, matrix, last_liked_vectors(reviews, vectors))
 
 
@@ -218,8 +137,9 @@ def load_profiles(
     version: str,
     embeddings: tuple[pd.DataFrame, np.ndarray] | None = None,
 ) -> UserProfiles:
-    """The profiles of (version, dataset): the stored ones, else computed and stored now.
+    """The profiles of (version, dataset): the stored ones, else computed now in memory.
 
+    Never writes (call ``ensure_profiles`` first to compute them once and store them).
     ``embeddings``: the train reviews and their vectors when the caller has them already
     (``load_train_embeddings``), so they are read once.
     """
@@ -227,57 +147,24 @@ def load_profiles(
     profiles = stored_profiles(store, dataset, version, embeddings)
     if profiles is None:
         profiles = compute_profiles(store, dataset, version, embeddings=embeddings)
-        if not store.read_only:  # a read-only store ranks with them all the same
-            save_profiles(store, profiles)
     return profiles
 
 
 def user_profile(store: Store, dataset: str, version: str, user_id: str) -> dict[str, Any]:
-    """One user's stored profile as plain data (computes all profiles on first use).
+    """One user's stored profile as plain data (computes and stores all profiles of the
+    version on first use, ``ensure_profiles``).
 
     Raises:
         UnknownUserError: the user has no train reviews in the dataset.
     """
     ensure_profiles(store, dataset, version)
-    rows = (
-        store.cursor()
-        .execute(
-            """SELECT level, key, n_reviews, share, sentiment, head_prob, affinity, keywords,
-                  review_ids, cold
-           FROM user_profiles WHERE version = ? AND dataset = ? AND user_id = ?
-           ORDER BY level, affinity DESC NULLS LAST, key""",
-            [version, dataset, user_id],
-        )
-        .fetchall()
-    )
-    if not rows:
+    items = profile_store.user_profile_rows(store, version, dataset, user_id)
+    if not items:
         raise UnknownUserError(
             f"User {user_id!r} has no training reviews in dataset {dataset!r}. Check the id "
             "(the Profiles page lists users), or pick another dataset."
         )
-    names = [
-        "level",
-        "key",
-        "n_reviews",
-        "share",
-        "sentiment",
-        "head_prob",
-        "affinity",
-        "keywords",
-        "review_ids",
-        "cold",
-    ]
-    items = [dict(zip(names, r, strict=True)) for r in rows]
-    texts = dict(
-        store.cursor()
-        .execute(
-            "SELECT review_id, text FROM reviews WHERE dataset = ? AND review_id IN "
-            "(SELECT unnest(review_ids) FROM user_profiles WHERE version = ? AND dataset = ? "
-            "AND user_id = ?)",
-            [dataset, version, dataset, user_id],
-        )
-        .fetchall()
-    )
+    texts = profile_store.profile_review_texts(store, version, dataset, user_id)
     overall = next(i for i in items if i["level"] == "overall")
     return {
         "user_id": user_id,

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from mgi_core.data.datasets import get_dataset
 from mgi_core.store import Store
+from mgi_core.store.profiles import interaction_reviews, item_levels
 
 
 @dataclass
@@ -42,20 +43,8 @@ class Interactions:
 
 def load_interactions(store: Store, dataset: str) -> Interactions:
     get_dataset(store, dataset)
-    items = (
-        store.cursor()
-        .execute("SELECT item_id, l1, l2 FROM items WHERE dataset = ? ORDER BY item_id", [dataset])
-        .df()
-    )
-    reviews = (
-        store.cursor()
-        .execute(
-            """SELECT review_id, user_id, item_id, rating, ts, split, row_number, text
-           FROM reviews WHERE dataset = ? ORDER BY user_id, ts NULLS FIRST, row_number""",
-            [dataset],
-        )
-        .df()
-    )
+    items = item_levels(store, dataset)
+    reviews = interaction_reviews(store, dataset)
     users = np.array(sorted(reviews["user_id"].unique()), dtype=object)
     u_index = {u: k for k, u in enumerate(users)}
     i_index = {i: k for k, i in enumerate(items["item_id"])}

@@ -29,8 +29,9 @@ def load_ranking_context(
 ) -> FeatureContext:
     """Fit every feature source once: CF on train interactions, content from ``version``.
 
-    The version's user profiles are the stored ones (``user_profiles``), computed and stored
-    first when absent, so the Profiles page and ranking share one computation.
+    The version's user profiles are the stored ones (``user_profiles``; evaluation and the
+    Profiles page store them first with ``ensure_profiles``, so they share one computation),
+    else computed in memory: loading never writes.
     """
     inter = load_interactions(store, dataset)
     item_vecs = profiles = None

@@ -21,10 +21,10 @@ from dashboard.compare import users_text
 from dashboard.resources import _open_store
 from mgi_core.cli import DEMO_DIR
 from mgi_core.data.ingest import ingest_file
-from mgi_core.evaluation import browse
 from mgi_core.evaluation.compare import compare
 from mgi_core.evaluation.protocol import evaluate
 from mgi_core.store import Store
+from mgi_core.store.queries import evaluations as browse
 from tests.app.pages import open_page
 from tests.app.pages import run as _run
 from tests.app.pages import texts as _texts

@@ -18,9 +18,9 @@ from dashboard import profiles as prof
 from dashboard.resources import _open_store
 from mgi_core.cli import DEMO_DIR
 from mgi_core.data.ingest import ingest_file
-from mgi_core.profiles.browse import find_users
 from mgi_core.profiles.service import user_profile
 from mgi_core.store import Store
+from mgi_core.store.queries.profiles import find_users
 from mgi_core.store.versions import list_versions
 from tests.app.pages import open_page
 from tests.app.pages import run as _run

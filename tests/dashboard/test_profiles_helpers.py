@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from dashboard import profiles as prof
-from mgi_core.profiles.browse import UserVectors
+from mgi_core.store.queries.profiles import UserVectors
 
 PARENTS = {"Audio > Headphones": "Audio", "Audio > Speakers": "Audio"}
 

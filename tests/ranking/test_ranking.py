@@ -179,7 +179,7 @@ def test_ranking_from_stored_profiles_equals_recomputed(store, tmp_path, monkeyp
                                atol=1e-6)
 
 
-def test_ranking_context_stores_the_profiles_it_computes(fake_store) -> None:
+def test_ranking_context_reads_the_profiles_ensure_profiles_stores(fake_store) -> None:
     def n_rows() -> int:
         return fake_store.cursor().execute(
             "SELECT count(*) FROM user_profiles WHERE version = 'fake' AND dataset = 'toy'"
@@ -187,10 +187,13 @@ def test_ranking_context_stores_the_profiles_it_computes(fake_store) -> None:
 
     assert n_rows() == 0
     load_ranking_context(fake_store, "toy", "fake", with_mf=False)
-    # 4 users → 4 overall rows at least; the Profiles page then finds them stored.
+    assert n_rows() == 0  # reads never write: the profiles were computed in memory
+    ensure_profiles(fake_store, "toy", "fake")
+    # 4 users → 4 overall rows at least; ranking and the Profiles page then read them.
     assert n_rows() >= 4
     before = n_rows()
     load_ranking_context(fake_store, "toy", "fake", with_mf=False)
+    ensure_profiles(fake_store, "toy", "fake")
     assert n_rows() == before
 
 

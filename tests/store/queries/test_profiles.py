@@ -13,9 +13,9 @@ import pytest
 
 from mgi_core.data.ingest import ingest_file
 from mgi_core.errors import DatasetNotFoundError
-from mgi_core.profiles import browse
-from mgi_core.profiles.service import user_profile
+from mgi_core.profiles.service import ensure_profiles, user_profile
 from mgi_core.store.embeddings import review_vectors
+from mgi_core.store.queries import profiles as queries
 from tests.conftest import small_rows, table_counts, write_csv
 from tests.fake_encoder import register_fake_version
 
@@ -33,7 +33,7 @@ def _ids(frame) -> list[str]:
 
 
 def test_find_users_counts_and_order(small) -> None:
-    users = browse.find_users(small, "small")
+    users = queries.find_users(small, "small")
     assert users[["user_id", "n_train_reviews", "n_reviews", "top_l1", "cold"]].values.tolist() \
         == [["u1", 2, 4, "Audio", False], ["u2", 1, 3, "Audio", True],
             ["u3", 1, 1, "Cameras", True]]
@@ -41,45 +41,50 @@ def test_find_users_counts_and_order(small) -> None:
 
 
 def test_find_users_filters(small) -> None:
-    assert _ids(browse.find_users(small, "small", l1="Cameras")) == ["u3"]
+    assert _ids(queries.find_users(small, "small", l1="Cameras")) == ["u3"]
     # u1's Cameras reviews are val/test only: the L1 filter looks at train reviews.
-    assert _ids(browse.find_users(small, "small", l1="Audio")) == ["u1", "u2"]
-    assert _ids(browse.find_users(small, "small", cold=True)) == ["u2", "u3"]
-    assert _ids(browse.find_users(small, "small", cold=False)) == ["u1"]
-    assert _ids(browse.find_users(small, "small", min_train_reviews=2)) == ["u1"]
-    assert _ids(browse.find_users(small, "small", min_train_reviews=0)) == ["u1", "u2", "u3"]
-    assert _ids(browse.find_users(small, "small", id_contains=" U3 ")) == ["u3"]
-    both = browse.find_users(small, "small", l1="Audio", cold=True)
+    assert _ids(queries.find_users(small, "small", l1="Audio")) == ["u1", "u2"]
+    assert _ids(queries.find_users(small, "small", cold=True)) == ["u2", "u3"]
+    assert _ids(queries.find_users(small, "small", cold=False)) == ["u1"]
+    assert _ids(queries.find_users(small, "small", min_train_reviews=2)) == ["u1"]
+    assert _ids(queries.find_users(small, "small", min_train_reviews=0)) == ["u1", "u2", "u3"]
+    assert _ids(queries.find_users(small, "small", id_contains=" U3 ")) == ["u3"]
+    both = queries.find_users(small, "small", l1="Audio", cold=True)
     assert _ids(both) == ["u2"]
-    limited = browse.find_users(small, "small", limit=1)
+    limited = queries.find_users(small, "small", limit=1)
     assert _ids(limited) == ["u1"] and limited["n_matching"].iloc[0] == 3
 
 
 def test_find_users_takes_text_as_a_value_not_as_sql(small) -> None:
     before = table_counts(small)
     for text in ("%", "_", "'; DROP TABLE reviews; --"):
-        assert browse.find_users(small, "small", id_contains=text).empty
+        assert queries.find_users(small, "small", id_contains=text).empty
     assert table_counts(small) == before
     with pytest.raises(DatasetNotFoundError, match="No dataset named 'nope'"):
-        browse.find_users(small, "nope")
+        queries.find_users(small, "nope")
 
 
 def test_categories_and_reviews(small) -> None:
-    assert browse.l1_categories(small, "small") == ["Audio", "Cameras"]  # train reviews
-    assert browse.category_parents(small, "small") == {
+    assert queries.l1_categories(small, "small") == ["Audio", "Cameras"]  # train reviews
+    assert queries.category_parents(small, "small") == {
         "Audio > Headphones": "Audio", "Audio > Speakers": "Audio",
         "Cameras > Lenses": "Cameras", "Cameras > Tripods": "Cameras"}
-    reviews = browse.user_reviews(small, "small", "u1")
+    reviews = queries.user_reviews(small, "small", "u1")
     assert list(reviews["item_id"]) == ["i4", "i3", "i2", "i1"]  # newest first
     assert list(reviews["split"]) == ["test", "val", "train", "train"]
     assert reviews["text"].iloc[-1] == "Great wireless headphones, battery lasts."
-    assert len(browse.user_reviews(small, "small", "u1", limit=2)) == 2
-    assert browse.user_reviews(small, "small", "nobody").empty
+    assert len(queries.user_reviews(small, "small", "u1", limit=2)) == 2
+    assert queries.user_reviews(small, "small", "nobody").empty
 
 
 def test_user_vectors_match_the_stored_embeddings_and_profile(small) -> None:
     register_fake_version(small, "small", VOCAB)
-    vecs = browse.user_vectors(small, "small", "fake", "u1")  # computes the profiles
+    # Reads never write: without stored profiles there are no profile vectors yet.
+    empty = queries.user_vectors(small, "small", "fake", "u1")
+    assert small.cursor().execute("SELECT count(*) FROM user_profiles").fetchone()[0] == 0
+    assert list(empty.review_ids) == [1, 2] and empty.overall is None and not empty.interest_keys
+    ensure_profiles(small, "small", "fake")
+    vecs = queries.user_vectors(small, "small", "fake", "u1")
     assert list(vecs.review_ids) == [1, 2] and list(vecs.item_ids) == ["i1", "i2"]
     ids, all_vecs = review_vectors(small, "fake", "small")
     np.testing.assert_allclose(vecs.reviews, all_vecs[np.isin(ids, [1, 2])])
@@ -89,17 +94,17 @@ def test_user_vectors_match_the_stored_embeddings_and_profile(small) -> None:
     # Two reviews rated 5 and 4: the overall vector is their rating-weighted mean, unit norm.
     expected = 5 * all_vecs[0] + 4 * all_vecs[1]
     np.testing.assert_allclose(vecs.overall, expected / np.linalg.norm(expected), atol=1e-6)
-    cold = browse.user_vectors(small, "small", "fake", "u3")
+    cold = queries.user_vectors(small, "small", "fake", "u3")
     assert cold.reviews.shape == (1, len(VOCAB)) and len(cold.interests) == 1
-    nobody = browse.user_vectors(small, "small", "fake", "nobody")
+    nobody = queries.user_vectors(small, "small", "fake", "nobody")
     assert nobody.reviews.shape == (0, len(VOCAB)) and nobody.overall is None
 
 
 def test_data_stamp_changes_when_the_version_is_embedded_again(small) -> None:
     register_fake_version(small, "small", VOCAB)
-    first = browse.data_stamp(small, "small", "fake")
+    first = queries.data_stamp(small, "small", "fake")
     assert "None" not in first
     small.cursor().execute(
         "UPDATE embedding_sets SET created_at = created_at + INTERVAL 1 HOUR")
-    assert browse.data_stamp(small, "small", "fake") != first
-    assert browse.data_stamp(small, "small", "other").endswith("|None")
+    assert queries.data_stamp(small, "small", "fake") != first
+    assert queries.data_stamp(small, "small", "other").endswith("|None")

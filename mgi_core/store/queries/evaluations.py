@@ -1,31 +1,22 @@
-"""Read stored evaluations for the dashboard: what was evaluated, per-user pairs, categories.
+"""What the Metrics and Compare pages read: stored evaluations, per-user pairs, categories.
 
 Everything here aggregates in DuckDB and returns small frames (one row per system, per
 category, or a bounded number of users), so a page never loads every per-user row of a
-large dataset into pandas. Systems are named as in :func:`mgi_core.evaluation.compare.compare`:
-``"version:scorer"``.
-
-:func:`recommendation_lists` re-ranks a handful of users exactly as the evaluation did
-(``protocol.scorer_scores`` with the stored fusion weights), so the lists shown next to a
-user's per-user metric are the lists that metric was measured on.
+large dataset into pandas; nothing writes. Systems are named as in
+:func:`mgi_core.evaluation.compare.compare`: ``"version:scorer"``. A user's top-k lists
+under a system are ranked, not read: ``mgi_core.ranking.recommend.Recommender.top_k``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from mgi_core.errors import ConfigError
 from mgi_core.evaluation.compare import HEADLINE_METRICS, parse_spec
-from mgi_core.evaluation.metrics import NO_CATEGORY, top_k
-from mgi_core.evaluation.protocol import scorer_scores
-from mgi_core.ranking.fusion import SCORERS, learn_weights
-from mgi_core.ranking.model import load_ranking_context
-from mgi_core.ranking.recommend import stored_weights
+from mgi_core.evaluation.metrics import NO_CATEGORY
 from mgi_core.store import Store
+from mgi_core.store.embeddings import embedded_datasets
 
 # Columns of evaluation_table after the system's own, in this order when present.
 EVALUATION_METRICS = (*HEADLINE_METRICS, "hit@20", "coverage@10", "diversity@10",
@@ -34,12 +25,9 @@ _SYSTEM_ORDER = "(v.kind = 'base') DESC NULLS LAST, v.created_at NULLS LAST, e.v
 
 
 def has_embeddings(store: Store, version: str, dataset: str) -> bool:
-    """Whether ``version`` has embedded ``dataset`` (needed to rank or evaluate with it)."""
-    row = store.cursor().execute(
-        "SELECT count(*) FROM embedding_sets WHERE version = ? AND dataset = ?",
-        [version, dataset],
-    ).fetchone()
-    return bool(row[0])
+    """Whether ``version`` has embedded ``dataset`` (needed to rank or evaluate with it), as
+    ``mgi_core.store.embeddings.embedded_datasets`` says."""
+    return dataset in embedded_datasets(store).get(version, ())
 
 
 def evaluation_stamp(
@@ -200,48 +188,3 @@ def most_changed_users(
         [dataset, split, list(pairs["user_id"])],
     ).df()
     return pairs.merge(held_out, on="user_id", how="left")
-
-
-def recommendation_lists(
-    store: Store, dataset: str, system: str, user_ids: Sequence[str], k: int = 10,
-) -> dict[str, pd.DataFrame]:
-    """Top-``k`` items of ``system`` for a few users, ranked as the evaluation ranked them.
-
-    The ranking context is loaded once for all ``user_ids`` (keep them few: it fits every
-    feature source). Fused scorers use the weights their evaluation stored (learned again
-    on validation, as the evaluation would, when none are stored).
-
-    Returns:
-        user_id -> frame with columns ``rank`` (1-based), ``item_id``, ``title``, ``l1``,
-        ``l2``. Users not in the dataset are left out.
-    """
-    version, scorer = parse_spec(system)
-    if scorer not in SCORERS:
-        raise ConfigError(f"Unknown scorer {scorer!r}; choose from {list(SCORERS)}")
-    spec = SCORERS[scorer]
-    ctx = load_ranking_context(store, dataset, version, with_mf="mf" in spec.features)
-    index = ctx.inter.user_index()
-    known = [u for u in user_ids if u in index]
-    if not known:
-        return {}
-    users = np.array([index[u] for u in known])
-    exclude = ctx.inter.train[users].toarray() > 0  # (n_users, n_items) seen in train
-    weights = None
-    if spec.tuned:
-        weights = stored_weights(store, dataset, version, scorer) or learn_weights(
-            ctx, spec.features, "val")
-    tops = top_k(scorer_scores(ctx, scorer, users, exclude, weights), k, exclude)  # (n, k)
-    titles = dict(store.cursor().execute(
-        "SELECT item_id, title FROM items WHERE dataset = ? AND list_contains(?, item_id)",
-        [dataset, [str(ctx.inter.items[i]) for i in np.unique(tops[tops >= 0])]],
-    ).fetchall())
-    out = {}
-    for user, row in zip(known, tops, strict=True):
-        row = row[row >= 0]  # -1 pads a user with fewer than k candidates
-        items = [str(ctx.inter.items[i]) for i in row]
-        out[user] = pd.DataFrame({
-            "rank": np.arange(1, len(row) + 1), "item_id": items,
-            "title": [titles.get(i) for i in items],
-            "l1": list(ctx.inter.item_l1[row]), "l2": list(ctx.inter.item_l2[row]),
-        })
-    return out

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-import pandas as pd
 import pytest
 
 from mgi_core.data.ingest import ingest_file
-from mgi_core.errors import ConfigError
-from mgi_core.evaluation import browse
 from mgi_core.evaluation.compare import compare
-from mgi_core.evaluation.protocol import evaluate
 from mgi_core.store import Store
+from mgi_core.store.queries import evaluations as queries
 from tests.conftest import write_csv
 from tests.fake_encoder import register_fake_version
 
@@ -70,7 +65,7 @@ def hand(store: Store, tmp_path) -> Store:
 
 
 def test_evaluation_table_one_row_per_system_oldest_version_first(hand: Store) -> None:
-    table = browse.evaluation_table(hand, "hand")
+    table = queries.evaluation_table(hand, "hand")
     assert list(table["system"]) == ["v1:pop", "v2:mgi"]
     # Headline metrics first, unknown ones after, in name order.
     assert list(table.columns) == ["system", "version", "scorer", "n_users", "evaluated_at",
@@ -78,17 +73,17 @@ def test_evaluation_table_one_row_per_system_oldest_version_first(hand: Store) -
     # v1 ndcg@10: (1 + 0.5 + 0 + 0.25) / 4 = 0.4375; v2: (0.5 + 0.5 + 1 + 0.25) / 4 = 0.5625.
     assert table["ndcg@10"].tolist() == pytest.approx([0.4375, 0.5625])
     assert table["n_users"].tolist() == [4, 4]
-    assert browse.evaluation_table(hand, "hand", split="val").empty
+    assert queries.evaluation_table(hand, "hand", split="val").empty
 
 
 def test_evaluation_stamp_says_when_and_whether(hand: Store) -> None:
-    assert browse.evaluation_stamp(hand, "hand", "v1:pop") == "2024-03-01T09:30:00"
-    assert browse.evaluation_stamp(hand, "hand", "v1:mgi") is None
-    assert browse.evaluation_stamp(hand, "other", "v1:pop") is None
+    assert queries.evaluation_stamp(hand, "hand", "v1:pop") == "2024-03-01T09:30:00"
+    assert queries.evaluation_stamp(hand, "hand", "v1:mgi") is None
+    assert queries.evaluation_stamp(hand, "other", "v1:pop") is None
 
 
 def test_category_metric_groups_users_by_their_held_out_items_l1(hand: Store) -> None:
-    long = browse.category_metric(hand, "hand")
+    long = queries.category_metric(hand, "hand")
     # Cameras has 2 users (b, c) and comes first; "(none)" (d) and Audio (a) have one each,
     # ordered by name.
     assert list(dict.fromkeys(long["l1"])) == ["Cameras", "(none)", "Audio"]
@@ -102,23 +97,23 @@ def test_category_metric_groups_users_by_their_held_out_items_l1(hand: Store) ->
     for row in per_category.itertuples():
         assert cells[(row.group, "v1:pop")][1] == pytest.approx(row.mean_a)
         assert cells[(row.group, "v2:mgi")][1] == pytest.approx(row.mean_b)
-    assert list(browse.category_metric(hand, "hand", max_categories=1)["l1"].unique()) == [
+    assert list(queries.category_metric(hand, "hand", max_categories=1)["l1"].unique()) == [
         "Cameras"]
 
 
 def test_points_win_loss_and_most_changed_users(hand: Store) -> None:
-    points = browse.user_metric_points(hand, "hand", "v1:pop", "v2:mgi")
+    points = queries.user_metric_points(hand, "hand", "v1:pop", "v2:mgi")
     # (a, b) per user: a (1, .5), b (.5, .5), c (0, 1), d (.25, .25): four points of one.
     assert sorted(zip(points["a"], points["b"], points["n_users"], strict=True)) == [
         (0.0, 1.0, 1), (0.25, 0.25, 1), (0.5, 0.5, 1), (1.0, 0.5, 1)]
     # recall@10 is 0/1: a, b and d are (1, 1), c is (0, 1).
-    recall = browse.user_metric_points(hand, "hand", "v1:pop", "v2:mgi", metric="recall@10")
+    recall = queries.user_metric_points(hand, "hand", "v1:pop", "v2:mgi", metric="recall@10")
     assert recall[["a", "b", "n_users"]].values.tolist() == [[1, 1, 3], [0, 1, 1]]
     assert [list(u) for u in recall["users"]] == [["a", "b", "d"], ["c"]]
-    assert len(browse.user_metric_points(hand, "hand", "v1:pop", "v2:mgi", limit=2)) == 2
-    assert browse.win_loss(hand, "hand", "v1:pop", "v2:mgi") == {
+    assert len(queries.user_metric_points(hand, "hand", "v1:pop", "v2:mgi", limit=2)) == 2
+    assert queries.win_loss(hand, "hand", "v1:pop", "v2:mgi") == {
         "better": 1, "worse": 1, "same": 2}
-    changed = browse.most_changed_users(hand, "hand", "v1:pop", "v2:mgi", n=2)
+    changed = queries.most_changed_users(hand, "hand", "v1:pop", "v2:mgi", n=2)
     assert changed["user_id"].tolist() == ["c", "a"]  # |+1.0| then |-0.5|
     assert changed["diff"].tolist() == pytest.approx([1.0, -0.5])
     assert changed[["item_id", "title"]].values.tolist() == [["t_c", "Tri"], ["t_a", "Boom"]]
@@ -127,69 +122,15 @@ def test_points_win_loss_and_most_changed_users(hand: Store) -> None:
 def test_nan_values_are_left_out_of_the_pairs(hand: Store) -> None:
     hand.cursor().execute("UPDATE per_user_metrics SET value = 'NaN'::DOUBLE WHERE user_id = "
                           "'b' AND version = 'v2' AND metric = 'ndcg@10'")
-    points = browse.user_metric_points(hand, "hand", "v1:pop", "v2:mgi")
+    points = queries.user_metric_points(hand, "hand", "v1:pop", "v2:mgi")
     assert points["n_users"].sum() == 3
-    assert sum(browse.win_loss(hand, "hand", "v1:pop", "v2:mgi").values()) == 3
-    changed = browse.most_changed_users(hand, "hand", "v1:pop", "v2:mgi", n=10)
+    assert sum(queries.win_loss(hand, "hand", "v1:pop", "v2:mgi").values()) == 3
+    changed = queries.most_changed_users(hand, "hand", "v1:pop", "v2:mgi", n=10)
     assert "b" not in set(changed["user_id"])
 
 
 def test_has_embeddings(hand: Store, tmp_path) -> None:
-    assert not browse.has_embeddings(hand, "fake", "hand")
+    assert not queries.has_embeddings(hand, "fake", "hand")
     register_fake_version(hand, "hand", ["old", "latest"])
-    assert browse.has_embeddings(hand, "fake", "hand")
-    assert not browse.has_embeddings(hand, "fake", "other")
-
-
-TOY_VOCAB = ["bass", "headphones", "lens", "zoom", "plot", "novel", "secret", "pad"]
-
-
-def toy_rows() -> list[list[object]]:
-    """4 users × 3 categories, four reviews each (as in tests/ranking/test_ranking.py)."""
-    plan = {
-        "a": [("h1", "bass headphones"), ("h2", "bass"), ("l1", "lens"), ("h3", "headphones")],
-        "b": [("h1", "headphones"), ("h3", "bass headphones"), ("h2", "bass"), ("b1", "plot")],
-        "c": [("l1", "lens zoom"), ("l2", "zoom"), ("b1", "plot novel"), ("l3", "lens")],
-        "d": [("b1", "novel"), ("b2", "plot"), ("l2", "zoom"), ("b3", "novel plot")],
-    }
-    cats = {"h": "Audio > Headphones", "l": "Cameras > Lenses", "b": "Books > Fiction"}
-    return [[user, item, text, 5, 1_600_000_000 + t * 1000, cats[item[0]], f"Title {item}"]
-            for user, reviews in plan.items() for t, (item, text) in enumerate(reviews)]
-
-
-@pytest.fixture
-def toy(store: Store, tmp_path) -> Store:
-    ingest_file(store, write_csv(tmp_path / "toy.csv", toy_rows()), "toy")
-    register_fake_version(store, "toy", TOY_VOCAB)
-    return store
-
-
-@pytest.mark.parametrize("scorer", ["content_hybrid", "popularity", "content"])
-def test_recommendation_lists_are_the_lists_the_evaluation_measured(toy: Store,
-                                                                    scorer: str) -> None:
-    result = evaluate(toy, "toy", "fake", [scorer])
-    ndcg = result.per_user[scorer]["ndcg@10"]
-    lists = browse.recommendation_lists(toy, "toy", f"fake:{scorer}", ["a", "b", "c", "d"])
-    held_out = dict(toy.cursor().execute(
-        "SELECT user_id, item_id FROM reviews WHERE dataset = 'toy' AND split = 'test'"
-    ).fetchall())
-    train = toy.cursor().execute(
-        "SELECT user_id, item_id FROM reviews WHERE dataset = 'toy' AND split = 'train'").df()
-    for user, frame in lists.items():
-        # The held-out item's rank in the list gives the stored NDCG@10 = 1 / log2(rank + 1).
-        rank = frame.loc[frame["item_id"] == held_out[user], "rank"]
-        expected = 1 / math.log2(int(rank.iloc[0]) + 1) if len(rank) else 0.0
-        assert ndcg[user] == pytest.approx(expected), user
-        # Items the user reviewed in train are never listed; titles come from the items.
-        assert not set(frame["item_id"]) & set(train.loc[train["user_id"] == user, "item_id"])
-        assert frame["title"].tolist() == [f"Title {i}" for i in frame["item_id"]]
-        assert frame["rank"].tolist() == list(range(1, len(frame) + 1))
-
-
-def test_recommendation_lists_skip_unknown_users_and_refuse_unknown_scorers(toy: Store) -> None:
-    lists = browse.recommendation_lists(toy, "toy", "fake:popularity", ["a", "nobody"], k=2)
-    assert list(lists) == ["a"]
-    assert isinstance(lists["a"], pd.DataFrame) and len(lists["a"]) == 2
-    assert browse.recommendation_lists(toy, "toy", "fake:popularity", ["nobody"]) == {}
-    with pytest.raises(ConfigError, match="Unknown scorer 'magic'"):
-        browse.recommendation_lists(toy, "toy", "fake:magic", ["a"])
+    assert queries.has_embeddings(hand, "fake", "hand")
+    assert not queries.has_embeddings(hand, "fake", "other")

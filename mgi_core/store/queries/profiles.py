@@ -1,7 +1,9 @@
-"""Queries behind the Profiles page: find users, read one user's reviews and vectors.
+"""What the Profiles page reads: find users, one user's reviews and vectors.
 
 Every query aggregates in DuckDB and returns at most ``limit`` rows; nothing here loads a
-dataset's reviews into pandas. Filters are fixed SQL fragments with ``?`` parameters.
+dataset's reviews into pandas, and nothing writes: profiles are read as stored (the page
+calls ``mgi_core.profiles.service.ensure_profiles`` first). Filters are fixed SQL fragments
+with ``?`` parameters.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mgi_core.data.datasets import get_dataset
-from mgi_core.profiles.service import ensure_profiles
 from mgi_core.store import Store
-from mgi_core.store.embeddings import embedding_dim, review_table
+from mgi_core.store.datasets import get_dataset
+from mgi_core.store.embeddings import _ids_and_matrix, embedding_dim, review_table
+from mgi_core.store.profiles import profile_vectors
 
 USER_LIMIT = 500
 REVIEW_LIMIT = 200
@@ -157,51 +159,43 @@ class UserVectors:
     overall: np.ndarray | None  # (d,)
 
 
-def _matrix(values: list, d: int) -> np.ndarray:
-    if not values:
-        return np.zeros((0, d), dtype=np.float32)
-    return np.asarray(values, dtype=np.float32).reshape(len(values), d)
-
-
 def user_vectors(store: Store, dataset: str, version: str, user_id: str) -> UserVectors:
-    """The embeddings of ``user_id``'s train reviews and profile vectors under ``version``.
+    """The embeddings of ``user_id``'s train reviews and the user's stored profile vectors
+    under ``version``.
 
-    Computes the version's profiles first when they are not stored yet.
+    Reads only: without stored profiles (``ensure_profiles``) ``interests`` is empty and
+    ``overall`` None, as for a user without train reviews.
     """
     d = embedding_dim(store, version, dataset)
-    ensure_profiles(store, dataset, version)
-    reviews = (
-        store.cursor()
-        .execute(
+    with store.reader() as cur:
+        reviews = cur.sql(
             f"""SELECT r.review_id, r.item_id, e.embedding FROM reviews r
                 JOIN {review_table(d)} e ON e.review_id = r.review_id
                      AND e.dataset = r.dataset AND e.version = ?
                 WHERE r.dataset = ? AND r.user_id = ? AND r.split = 'train'
                 ORDER BY r.review_id""",
-            [version, dataset, user_id],
-        )
-        .fetchall()
-    )
-    profile = (
-        store.cursor()
-        .execute(
-            f"""SELECT p.level, p.key, v.vector FROM user_profiles p
-                JOIN user_profile_vectors_{d} v ON v.version = p.version
-                     AND v.dataset = p.dataset AND v.vector_row = p.vector_row
-                WHERE p.version = ? AND p.dataset = ? AND p.user_id = ?
-                      AND p.level IN ('overall', 'interest')
-                ORDER BY p.level, p.key""",
-            [version, dataset, user_id],
-        )
-        .fetchall()
-    )
-    interests = [(key, vec) for level, key, vec in profile if level == "interest"]
-    overall = next((vec for level, _, vec in profile if level == "overall"), None)
+            params=[version, dataset, user_id],
+        ).to_arrow_table()
+    review_ids, review_matrix = _ids_and_matrix(reviews, "review_id", d)  # (n_reviews, d)
+    profile = store.cursor().execute(
+        """SELECT level, key, vector_row FROM user_profiles
+           WHERE version = ? AND dataset = ? AND user_id = ?
+                 AND level IN ('overall', 'interest')
+           ORDER BY level, key""",
+        [version, dataset, user_id],
+    ).fetchall()
+    rows, vectors = profile_vectors(store, version, dataset, d, [r[2] for r in profile])
+    by_row = dict(zip(rows.tolist(), vectors, strict=True))
+    interests = [(key, by_row[row]) for level, key, row in profile
+                 if level == "interest" and row in by_row]
+    overall = next((by_row[row] for level, _, row in profile
+                    if level == "overall" and row in by_row), None)
     return UserVectors(
-        review_ids=np.array([r[0] for r in reviews], dtype=np.int64),
-        item_ids=np.array([r[1] for r in reviews], dtype=object),
-        reviews=_matrix([r[2] for r in reviews], d),
+        review_ids=review_ids.astype(np.int64),
+        item_ids=reviews.column("item_id").to_numpy(zero_copy_only=False).astype(object),
+        reviews=review_matrix,
         interest_keys=[k for k, _ in interests],
-        interests=_matrix([v for _, v in interests], d),
-        overall=None if overall is None else np.asarray(overall, dtype=np.float32),
+        interests=(np.stack([v for _, v in interests]).astype(np.float32) if interests
+                   else np.zeros((0, d), dtype=np.float32)),
+        overall=overall,
     )
