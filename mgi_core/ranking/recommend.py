@@ -26,22 +26,11 @@ from mgi_core.errors import ConfigError, UnknownUserError
 from mgi_core.ranking.features import FeatureContext, compute_features
 from mgi_core.ranking.fusion import SCORERS, fused, learn_weights, split_weights, zscore_rows
 from mgi_core.ranking.model import load_ranking_context
+from mgi_core.ranking.signals import GRANULARITY  # signal name -> reason label
 from mgi_core.store import Store
 from mgi_core.store.evaluations import fusion_weights
 from mgi_core.store.profiles import item_titles
 
-GRANULARITY = {
-    "content": "overall",
-    "content_last": "fine",
-    "content_interest": "fine",
-    "content_category": "category",
-    "affinity_l1": "category",
-    "affinity_l2": "subcategory",
-    "transition_l1": "category",
-    "item_knn": "collaborative",
-    "mf": "collaborative",
-    "popularity": "popularity",
-}
 COLD_WEIGHTS = {"content": 1.0, "affinity_l1": 1.0, "popularity": 1.0}
 
 
