@@ -1,11 +1,11 @@
 """The Train page's helpers: config from the form, job start/cancel, progress panel, figures.
 
-Widget state lives in ``st.session_state`` under ``train_*`` keys. The pure helpers
-(``build_config``, ``format_duration``, ``elapsed_s``, ``progress_bar``, ``events_from_log``,
-``loss_figure``, ``validation_figure``, ``versions_frame``, ``versions_note``) need no
-Streamlit; the figure builders are functions of the job's event list (``kind`` 'step' /
-'epoch', as written to ``metrics.jsonl``), so a running job and a finished version draw the
-same curves.
+Widget state lives in ``st.session_state`` under ``train_*`` keys; the form's inputs and
+the config they make are ``dashboard.train_form``'s. The pure helpers (``format_duration``,
+``elapsed_s``, ``progress_bar``, ``events_from_log``, ``loss_figure``, ``validation_figure``,
+``versions_frame``, ``versions_note``) need no Streamlit; the figure builders are functions
+of the job's event list (``kind`` 'step' / 'epoch', as written to ``metrics.jsonl``), so a
+running job and a finished version draw the same curves.
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ import streamlit as st
 from dashboard.charts import empty_figure
 from dashboard.resources import show_error
 from dashboard.text import plain
+from dashboard.train_form import build_config, form_values
 from mgi_core.config import TASKS, TrainConfig
 from mgi_core.errors import MgiError
-from mgi_core.jobs.manager import active_job, cancel_job, job_progress, start_job
+from mgi_core.jobs.manager import active_job, cancel_job, job_progress, refresh_jobs, start_job
 from mgi_core.store import Store
+from mgi_core.store.embeddings import embedded_datasets
 from mgi_core.store.versions import BASE_VERSION, get_version, list_versions, training_log
 
-DEFAULTS = TrainConfig()
 REFRESH_S = 2  # seconds between progress refreshes while a job runs
 # Validation metrics drawn per epoch (all in [0, 1]) and their labels.
 VAL_METRICS = {
@@ -60,37 +61,6 @@ _HEIGHT = 340
 
 
 # ---------------------------------------------------------------- pure helpers
-
-
-def build_config(values: Mapping[str, Any]) -> TrainConfig:
-    """The ``TrainConfig`` for the form's values (``train_*`` keys; missing → defaults).
-
-    ``train_max_reviews`` 0 means all reviews (``None``); weights are kept for the chosen
-    tasks only. Raises ConfigError for values the config rejects (e.g. no task).
-    """
-    tasks = list(values.get("train_tasks", DEFAULTS.tasks))
-    fields = {
-        "base_model": str(values.get("train_base_model", DEFAULTS.base_model)).strip(),
-        "tasks": tasks,
-        "task_weights": {t: float(values.get(f"train_w_{t}", DEFAULTS.weight(t))) for t in tasks},
-        "strategy": values.get("train_strategy", DEFAULTS.strategy),
-        "lora_rank": values.get("train_lora_rank", DEFAULTS.lora_rank),
-        "lora_alpha": values.get("train_lora_alpha", DEFAULTS.lora_alpha),
-        "freeze_layers": values.get("train_freeze_layers", DEFAULTS.freeze_layers),
-        "epochs": values.get("train_epochs", DEFAULTS.epochs),
-        "batch_size": values.get("train_batch_size", DEFAULTS.batch_size),
-        "learning_rate": values.get("train_lr", DEFAULTS.learning_rate),
-        "head_learning_rate": values.get("train_head_lr", DEFAULTS.head_learning_rate),
-        "max_seq_length": values.get("train_max_seq_length", DEFAULTS.max_seq_length),
-        "embed_max_seq_length": values.get("train_embed_max_seq_length",
-                                           DEFAULTS.embed_max_seq_length),
-        "max_train_reviews": int(values.get("train_max_reviews") or 0) or None,
-        "seed": values.get("train_seed", DEFAULTS.seed),
-        "patience": values.get("train_patience", DEFAULTS.patience),
-        "head_warmup_epochs": values.get("train_head_warmup", DEFAULTS.head_warmup_epochs),
-        "like_threshold": values.get("train_like_threshold", DEFAULTS.like_threshold),
-    }
-    return TrainConfig(**fields)
 
 
 def format_duration(seconds: float | None) -> str:
@@ -309,19 +279,10 @@ def _jobs_lock() -> threading.Lock:
 
 
 def current_job(store: Store) -> dict[str, Any] | None:
-    """The running job, after registering any that finished (``active_job``, serialised)."""
+    """The running job, after registering any that finished (``refresh_jobs``, serialised)."""
     with _jobs_lock():
+        refresh_jobs(store)
         return active_job(store)
-
-
-def embedded_datasets(store: Store) -> dict[str, list[str]]:
-    """version → the datasets it has embedded, oldest embedding first (a few rows)."""
-    rows = store.cursor().execute(
-        "SELECT version, dataset FROM embedding_sets ORDER BY created_at, dataset").fetchall()
-    out: dict[str, list[str]] = {}
-    for version, dataset in rows:
-        out.setdefault(version, []).append(dataset)
-    return out
 
 
 def has_base_embeddings(store: Store, dataset: str) -> bool:
@@ -336,12 +297,8 @@ def start_training(store: Store) -> None:
 
 def embed_base(store: Store) -> None:
     """Base button callback: embed the dataset with the form's (pre-trained) encoder."""
-    state = st.session_state
-    _start(store, "embed", lambda: TrainConfig(
-        base_model=str(state.get("train_base_model", DEFAULTS.base_model)).strip(),
-        max_seq_length=state.get("train_max_seq_length", DEFAULTS.max_seq_length),
-        embed_max_seq_length=state.get("train_embed_max_seq_length",
-                                       DEFAULTS.embed_max_seq_length)))
+    _start(store, "embed", lambda: TrainConfig(**form_values(
+        st.session_state, ("base_model", "max_seq_length", "embed_max_seq_length"))))
 
 
 def _start(store: Store, kind: str, make_config: Any) -> None:
