@@ -1,9 +1,13 @@
 """Checkpoints: safetensors only, written atomically (temp folder, then rename).
 
-Layout of ``<run>/checkpoint/``: the transformer (``model.safetensors`` + ``config.json``),
-the tokenizer files, ``heads.safetensors`` and, written last, ``mgi.json`` (tasks, label
-vocabularies, max_seq_length, base model). A folder without ``mgi.json`` is incomplete
-and never loaded; a pickled file is refused.
+``<run>/checkpoint/`` is a sentence-transformers model folder, so that
+``SentenceTransformer(folder)`` loads the fine-tuned encoder and embeds as MGI does:
+``modules.json`` and ``config_sentence_transformers.json``, the transformer at the root
+(``model.safetensors`` + ``config.json`` + tokenizer files + ``sentence_bert_config.json``),
+``1_Pooling/`` (mean pooling) and ``2_Normalize/``. Beside them live MGI's own files:
+``heads.safetensors`` (the task heads) and, written last, ``mgi.json`` (tasks, label
+vocabularies, max_seq_length, base model). A folder without ``mgi.json`` is incomplete and
+never loaded; a folder holding a pickled file is refused.
 """
 
 from __future__ import annotations
@@ -25,8 +29,18 @@ CHECKPOINT_DIR = "checkpoint"
 MANIFEST = "mgi.json"
 
 
-def save_checkpoint(model: MultiTaskModel, run_dir: Path, meta: dict[str, Any]) -> Path:
-    """Write ``model`` to ``run_dir/checkpoint`` atomically; return that folder."""
+def save_checkpoint(model: MultiTaskModel, run_dir: Path, meta: dict[str, Any],
+                    max_seq_length: int | None = None) -> Path:
+    """Write ``model`` to ``run_dir/checkpoint`` atomically; return that folder.
+
+    Args:
+        model: the multi-task model; LoRA adapters must already be merged.
+        run_dir: the run folder; an existing checkpoint in it is replaced only once the new
+            one is complete.
+        meta: extra manifest fields (version, base model, tasks, label vocabularies, ...).
+        max_seq_length: tokens per text when the saved encoder embeds (by MGI's
+            ``load_checkpoint`` and by ``SentenceTransformer``); default: the encoder's.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     final = run_dir / CHECKPOINT_DIR
     tmp = run_dir / f".{CHECKPOINT_DIR}.tmp-{os.getpid()}"
@@ -34,13 +48,14 @@ def save_checkpoint(model: MultiTaskModel, run_dir: Path, meta: dict[str, Any]) 
         shutil.rmtree(tmp)
     tmp.mkdir()
     encoder = model.encoder
-    encoder.transformer.save_pretrained(tmp, safe_serialization=True)
-    encoder.tokenizer.save_pretrained(tmp)
+    if max_seq_length is None:
+        max_seq_length = encoder.max_seq_length
+    _write_sentence_transformer(encoder, tmp, max_seq_length)
     heads = {k: v.detach().cpu().contiguous() for k, v in model.heads.state_dict().items()}
     save_file(heads, str(tmp / "heads.safetensors"))
     manifest = {
         **meta,
-        "max_seq_length": encoder.max_seq_length,
+        "max_seq_length": max_seq_length,
         "heads": {task: int(head.out_features) for task, head in model.heads.items()},
         "dim": encoder.dim,
     }
@@ -59,10 +74,29 @@ def save_checkpoint(model: MultiTaskModel, run_dir: Path, meta: dict[str, Any]) 
     return final
 
 
+def _write_sentence_transformer(encoder: Encoder, folder: Path, max_seq_length: int) -> None:
+    """Save ``encoder`` into ``folder`` as sentence-transformers' Transformer → mean Pooling →
+    Normalize, which is how ``Encoder.encode`` embeds (safetensors only)."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+    encoder.transformer.save_pretrained(folder, safe_serialization=True)
+    encoder.tokenizer.save_pretrained(folder)
+    transformer = Transformer(str(folder), max_seq_length=encoder.capped_length(max_seq_length),
+                              model_kwargs={"use_safetensors": True})
+    st = SentenceTransformer(
+        modules=[transformer, Pooling(encoder.dim, pooling_mode="mean"), Normalize()],
+        device="cpu",
+    )
+    st.save(str(folder), safe_serialization=True)
+
+
 def _check_folder(folder: Path) -> dict[str, Any]:
     if not folder.is_dir():
         raise CheckpointError(f"No checkpoint at {folder}.")
-    pickled = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    pickled = sorted(
+        str(p.relative_to(folder)) for p in folder.rglob("*") if p.suffix in PICKLE_SUFFIXES
+    )
     if pickled:
         raise CheckpointError(
             f"Refusing to load {folder}: it contains pickled file(s) {pickled}, which can run "

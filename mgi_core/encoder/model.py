@@ -83,8 +83,12 @@ class Encoder(nn.Module):
     @property
     def max_length(self) -> int:
         """``max_seq_length``, capped at what the model's position table allows."""
+        return self.capped_length(self.max_seq_length)
+
+    def capped_length(self, max_seq_length: int) -> int:
+        """``max_seq_length`` capped at the model's ``max_position_embeddings``."""
         limit = getattr(self.transformer.config, "max_position_embeddings", None)
-        return min(self.max_seq_length, limit) if limit else self.max_seq_length
+        return min(max_seq_length, limit) if limit else max_seq_length
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         batch = self.tokenizer(

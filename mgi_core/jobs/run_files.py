@@ -2,7 +2,9 @@
 
 ``job.json`` (what to do), ``data.parquet`` (the dataset snapshot), ``status.json``
 (state and progress, rewritten atomically), ``metrics.jsonl`` (one event per line),
-``job.log``, and on success ``checkpoint/`` and the embeddings as Parquet.
+``job.log``, and on success ``checkpoint/`` (a sentence-transformers model folder with
+MGI's heads and manifest beside it, see ``mgi_core.encoder.checkpoint``) and the
+embeddings as Parquet.
 """
 
 from __future__ import annotations

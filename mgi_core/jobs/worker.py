@@ -48,6 +48,7 @@ class _Status:
 def library_versions() -> dict[str, str]:
     import duckdb
     import peft
+    import sentence_transformers
     import torch
     import transformers
 
@@ -55,6 +56,7 @@ def library_versions() -> dict[str, str]:
 
     return {"mgi": mgi_core.__version__, "torch": torch.__version__,
             "transformers": transformers.__version__, "peft": peft.__version__,
+            "sentence_transformers": sentence_transformers.__version__,
             "duckdb": duckdb.__version__, "numpy": np.__version__}
 
 
@@ -211,10 +213,13 @@ def _train(files: RunFiles, job: dict[str, Any], config: TrainConfig, snapshot: 
 
     result = fine_tune(encoder, data, config, on_event=on_event, should_stop=stop)
     status.update(phase="saving")
+    # Saved at the embedding length, so that SentenceTransformer(checkpoint) embeds texts as
+    # this version's stored vectors were embedded (run_job's next phase).
     save_checkpoint(result.model, files.root, {
         "version": job["version"], "base_model": config.base_model, "tasks": data.tasks,
         "vocab": data.vocab, "like_threshold": config.like_threshold,
-    })
+        "train_max_seq_length": config.max_seq_length,
+    }, max_seq_length=config.embed_max_seq_length)
     return result.model, {
         "val_metrics": result.val_metrics, "best_epoch": result.best_epoch,
         "stopped_early": result.stopped_early, "samples_per_s": result.samples_per_s,

@@ -1,8 +1,10 @@
-"""Checkpoints: safetensors round trip, pickles refused, atomic writes survive a kill."""
+"""Checkpoints: safetensors round trip, a folder sentence-transformers loads, pickles refused,
+atomic writes survive a kill."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -48,14 +50,56 @@ def test_save_then_load_gives_identical_embeddings_and_heads(trained, snapshot) 
         torch.testing.assert_close(logits, loaded.head_logits(z)[task])
 
 
+# Longer than the tiny model's 16 tokens, so truncation has to agree as well.
+LONG_TEXT = " ".join(["great bass headphones with a sharp zoom lens and a mystery novel"] * 3)
+
+
+def test_checkpoint_is_a_sentence_transformers_folder_with_the_same_vectors(
+    trained, snapshot
+) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    model, run = trained
+    folder = run / "checkpoint"
+    # Safetensors only, in every module folder.
+    assert (folder / "model.safetensors").exists()
+    assert not [p for p in folder.rglob("*") if p.suffix in (".bin", ".pt", ".pth", ".pkl")]
+    st = SentenceTransformer(str(folder), device="cpu")
+    assert st.max_seq_length == model.encoder.max_seq_length == 16
+    assert [type(m).__name__ for m in st] == ["Transformer", "Pooling", "Normalize"]
+    texts = [*snapshot["text"][:20], LONG_TEXT]
+    ours = model.encoder.encode(texts)  # (21, 32), L2-normalised
+    theirs = st.encode(texts, convert_to_numpy=True)
+    cos = np.sum(ours * theirs, axis=1) / np.linalg.norm(theirs, axis=1)
+    assert cos.min() >= 0.9999, cos
+    # MGI's own loader reads the same folder and gives the same vectors.
+    loaded, _ = load_checkpoint(run, "cpu")
+    np.testing.assert_allclose(loaded.encoder.encode(texts), ours, atol=1e-6)
+
+
+def test_checkpoint_records_the_embedding_length_for_both_loaders(trained, tmp_path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    model, _ = trained
+    folder = save_checkpoint(model, tmp_path, {"version": "v1"}, max_seq_length=32)
+    loaded, manifest = load_checkpoint(folder, "cpu")
+    assert manifest["max_seq_length"] == loaded.encoder.max_seq_length == 32
+    assert SentenceTransformer(str(folder), device="cpu").max_seq_length == 32
+    # Above the position table (64 for the tiny BERT): capped as Encoder.max_length is.
+    folder = save_checkpoint(model, tmp_path / "long", {"version": "v1"}, max_seq_length=512)
+    assert SentenceTransformer(str(folder), device="cpu").max_seq_length == 64
+
+
 def test_pickled_checkpoint_is_refused(trained, tmp_path) -> None:
     _, run = trained
     bad = tmp_path / "bad" / "checkpoint"
-    bad.mkdir(parents=True)
-    for f in (run / "checkpoint").iterdir():
-        (bad / f.name).write_bytes(f.read_bytes())
+    shutil.copytree(run / "checkpoint", bad)  # module subfolders (1_Pooling, ...) included
     torch.save({"w": torch.zeros(1)}, bad / "pytorch_model.bin")
     with pytest.raises(CheckpointError, match=r"pickled file\(s\) \['pytorch_model.bin'\]"):
+        load_checkpoint(bad, "cpu")
+    (bad / "pytorch_model.bin").unlink()
+    torch.save({"w": torch.zeros(1)}, bad / "1_Pooling" / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match=r"\['1_Pooling/pytorch_model.bin'\]"):
         load_checkpoint(bad, "cpu")
     only_pickle = tmp_path / "pickled_model"
     only_pickle.mkdir()
