@@ -17,7 +17,7 @@ from mgi_core.config import IngestConfig, TrainConfig
 from mgi_core.config_cli import add_config_options, config_from_args
 from mgi_core.errors import ConfigError, MgiError
 
-DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
+DEMO_DIR = Path(__file__).resolve().parent / "demo"  # package data: ships in the wheel
 DEMO_DATASET = "demo"
 # Older option spellings of config fields (every field also has --its-name).
 INGEST_ALIASES = {"category_separator": ("--separator",)}
@@ -35,7 +35,7 @@ def _db_parent() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m mgi_core",
+        prog="mgi",
         description="MGI: multi-granularity user interests from review text.",
     )
     sub = parser.add_subparsers(dest="command", required=True)

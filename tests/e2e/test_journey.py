@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from mgi_core.cli import DEMO_DIR
 from tests.e2e.conftest import Server, assert_no_exception, wait_idle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -41,7 +41,7 @@ def journey_csv(path: Path, n_users: int = N_USERS) -> tuple[int, int]:
 
     Returns (reviews, users with at least 3 reviews: those the evaluation holds out for).
     """
-    with open(ROOT / "demo" / "reviews.csv", newline="", encoding="utf-8") as fh:
+    with open(DEMO_DIR / "reviews.csv", newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
         header = next(reader)
         rows = list(reader)
