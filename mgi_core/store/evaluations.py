@@ -91,7 +91,9 @@ def save_fusion_weights(
     )
 
 
-def fusion_weights(store: Store, dataset: str, version: str, scorer: str) -> dict | None:
+def fusion_weights(
+    store: Store, dataset: str, version: str, scorer: str
+) -> dict[str, Any] | None:
     """The fusion weights ``save_fusion_weights`` stored for (dataset, version, scorer), the
     newest; None when there are none."""
     row = store.cursor().execute(
