@@ -82,7 +82,8 @@ class Losses:
         if "overall" in data.tasks and balance:
             # Balanced: each class carries half the loss and the mean sample weight is 1, so
             # the loss keeps its scale beside the other tasks (a pos_weight of neg/pos < 1 on
-            # mostly-liked data would shrink it to a third and starve the encoder of it).
+            # mostly-liked data would shrink it and starve the encoder of it; README, "How it
+            # works").
             neg, pos = (max(int(c), 1) for c in data.class_counts["overall"])
             n = neg + pos
             self.binary_weights = (n / (2 * neg), n / (2 * pos))

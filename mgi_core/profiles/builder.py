@@ -88,7 +88,13 @@ def spherical_kmeans(x: np.ndarray, k: int, seed: int = 0, n_iter: int = 20) -> 
 
 
 def silhouette_cosine(x: np.ndarray, labels: np.ndarray) -> float:
-    """Mean silhouette with cosine distance (0 for singleton clusters, as scikit-learn)."""
+    """Mean silhouette with cosine distance (0 for singleton clusters, as scikit-learn).
+
+    Not ``sklearn.metrics.silhouette_score(x, labels, metric="cosine")``: on near-duplicate
+    reviews split across clusters, both divide float32 rounding noise by rounding noise,
+    each its own way, so scikit-learn's answer picks a different k for a few users and the
+    profiles and rankings (README figures) would change.
+    """
     dist = np.clip(1 - x @ x.T, 0, None)  # (n, n)
     ks = np.unique(labels)
     scores = np.zeros(len(x))
