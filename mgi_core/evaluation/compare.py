@@ -18,9 +18,11 @@ from mgi_core.errors import MgiError
 from mgi_core.evaluation.stats import PairedResult, compare_paired, per_group_means
 from mgi_core.store import Store
 from mgi_core.store.evaluations import held_out_l1, is_evaluated, per_user_metrics
+from mgi_core.systems import (  # re-exported: callers name them from here too
+    HEADLINE_METRICS,
+    parse_spec,
+)
 
-DEFAULT_SCORER = "mgi_hybrid"
-HEADLINE_METRICS = ("ndcg@10", "recall@10", "mrr", "ndcg@20", "recall@20", "hit@10")
 METRIC_LABELS = {
     "ndcg@10": "NDCG@10", "recall@10": "Recall@10", "mrr": "MRR", "ndcg@20": "NDCG@20",
     "recall@20": "Recall@20", "hit@10": "HitRate@10", "hit@20": "HitRate@20",
@@ -53,12 +55,6 @@ def metric_verdict(result: PairedResult, alpha: float = ALPHA) -> str:
     if significant and result.ci_high < 0:
         return B_WORSE
     return NO_CLEAR_DIFFERENCE
-
-
-def parse_spec(spec: str) -> tuple[str, str]:
-    """'v2' → ('v2', 'mgi_hybrid'); 'base:content_hybrid' → ('base', 'content_hybrid')."""
-    version, _, scorer = spec.partition(":")
-    return version.strip(), (scorer.strip() or DEFAULT_SCORER)
 
 
 def per_user_frame(

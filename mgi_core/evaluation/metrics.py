@@ -9,6 +9,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from mgi_core.systems import NO_CATEGORY  # re-exported: the label of an item without one
+
 # --------------------------------------------------------------------------------------
 # Classification metrics of the training tasks: thin wrappers over scikit-learn that
 # return NaN where the metric is undefined instead of raising or warning. scikit-learn is
@@ -392,7 +394,6 @@ def intra_list_diversity(rec_list: np.ndarray, item_vectors: np.ndarray) -> floa
     return float(np.mean(1.0 - cos[iu]))
 
 
-NO_CATEGORY = "(none)"
 
 
 def _is_missing(label: object) -> bool:

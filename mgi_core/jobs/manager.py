@@ -26,6 +26,8 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from mgi_core.config import TrainConfig
 from mgi_core.data.snapshot import export_snapshot
 from mgi_core.errors import JobError
@@ -37,7 +39,6 @@ from mgi_core.store.jobs import FinishedRun, TrainingVersion
 from mgi_core.store.versions import BASE_VERSION, next_version_id
 
 log = logging.getLogger(__name__)
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def runs_root(store: Store) -> Path:
@@ -153,12 +154,13 @@ def spawn(store: Store, run_dir: Path) -> int:
     """Start the job of ``run_dir`` in a child process in its own session; return its pid."""
     files = RunFiles(run_dir)
     log_fh = open(files.log, "ab")  # noqa: SIM115 - handed to the child
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+    # The installed package (``pip install -e .`` by make setup, or a wheel) is importable in
+    # the child as it is here: no PYTHONPATH, and the caller's working folder, so relative
+    # paths in the job mean what they meant to the caller.
     proc = subprocess.Popen(
         [sys.executable, "-m", "mgi_core", "run-job", str(run_dir)],
-        cwd=PROJECT_ROOT, env=env, stdout=log_fh, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, start_new_session=True,
+        stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True,
     )
     log_fh.close()
     job_rows.set_job_process(store, run_dir, proc.pid, process_start_time(proc.pid))
@@ -217,7 +219,7 @@ def _refresh_jobs(store: Store) -> list[str]:
         if state == "finished":
             try:
                 register_run(store, job_id, kind, version, dataset, Path(run_dir), status)
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, duckdb.Error) as exc:  # a damaged run folder
                 job_rows.close_job(store, job_id, kind, version, "failed",
                                    f"Registering the run failed: {exc}")
         else:

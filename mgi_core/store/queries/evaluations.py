@@ -3,7 +3,7 @@
 Everything here aggregates in DuckDB and returns small frames (one row per system, per
 category, or a bounded number of users), so a page never loads every per-user row of a
 large dataset into pandas; nothing writes. Systems are named as in
-:func:`mgi_core.evaluation.compare.compare`: ``"version:scorer"``. A user's top-k lists
+:mod:`mgi_core.systems`: ``"version:scorer"``. A user's top-k lists
 under a system are ranked, not read: ``mgi_core.ranking.recommend.Recommender.top_k``.
 """
 
@@ -13,10 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from mgi_core.evaluation.compare import HEADLINE_METRICS, parse_spec
-from mgi_core.evaluation.metrics import NO_CATEGORY
 from mgi_core.store import Store
 from mgi_core.store.embeddings import embedded_datasets
+from mgi_core.systems import HEADLINE_METRICS, NO_CATEGORY, parse_spec
 
 # Columns of evaluation_table after the system's own, in this order when present.
 EVALUATION_METRICS = (*HEADLINE_METRICS, "hit@20", "coverage@10", "diversity@10",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mgi_core.data.deletion import delete_dataset
+from mgi_core.jobs.deletion import delete_dataset
 from mgi_core.data.ingest import ingest_file
 from mgi_core.errors import DatasetNotFoundError, JobError, ModelVersionNotFound
 from mgi_core.evaluation.protocol import evaluate
