@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from mgi_core.jobs.deletion import delete_dataset
 from mgi_core.data.ingest import ingest_file
 from mgi_core.errors import DatasetNotFoundError, JobError, ModelVersionNotFound
 from mgi_core.evaluation.protocol import evaluate
+from mgi_core.jobs.deletion import delete_dataset
 from mgi_core.profiles.service import ensure_profiles, user_profile
 from mgi_core.ranking.model import load_ranking_context
 from mgi_core.store import Store
