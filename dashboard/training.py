@@ -11,7 +11,6 @@ running job and a finished version draw the same curves.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -30,6 +29,7 @@ from mgi_core.errors import MgiError
 from mgi_core.jobs.manager import active_job, cancel_job, job_progress, refresh_jobs, start_job
 from mgi_core.store import Store
 from mgi_core.store.embeddings import embedded_datasets
+from mgi_core.store.queries.evaluations import has_embeddings
 from mgi_core.store.versions import BASE_VERSION, get_version, list_versions, training_log
 
 REFRESH_S = 2  # seconds between progress refreshes while a job runs
@@ -271,23 +271,16 @@ def device_description() -> str:
     return choose_device("auto").describe()
 
 
-@st.cache_resource(show_spinner=False)
-def _jobs_lock() -> threading.Lock:
-    """One lock per server: sessions refresh jobs in their own threads, and two of them
-    registering the same finished run at once would insert its embeddings twice."""
-    return threading.Lock()
-
-
 def current_job(store: Store) -> dict[str, Any] | None:
-    """The running job, after registering any that finished (``refresh_jobs``, serialised)."""
-    with _jobs_lock():
-        refresh_jobs(store)
-        return active_job(store)
+    """The running job, after registering any that finished (``refresh_jobs``; the core
+    serialises it across the server's sessions)."""
+    refresh_jobs(store)
+    return active_job(store)
 
 
 def has_base_embeddings(store: Store, dataset: str) -> bool:
     """Whether the pre-trained encoder (version ``base``) has embedded ``dataset``."""
-    return any(v["version"] == BASE_VERSION for v in list_versions(store, dataset=dataset))
+    return has_embeddings(store, BASE_VERSION, dataset)
 
 
 def start_training(store: Store) -> None:
@@ -305,8 +298,7 @@ def _start(store: Store, kind: str, make_config: Any) -> None:
     state = st.session_state
     state["train_error"] = None
     try:
-        with _jobs_lock():
-            start_job(store, kind, state["train_dataset"], make_config())
+        start_job(store, kind, state["train_dataset"], make_config())
     except MgiError as exc:
         state["train_error"] = exc
     else:

@@ -113,7 +113,7 @@ class IngestConfig(BaseConfig):
 
 @dataclass(frozen=True)
 class SplitConfig(BaseConfig):
-    """Temporal leave-last-out split per user (DESIGN.md, evaluation protocol)."""
+    """Temporal leave-last-out split per user (README, "Review files": the evaluation protocol)."""
 
     min_reviews: int = _f(
         3, "Users with at least this many reviews give their latest to test, the next to val."
@@ -140,7 +140,7 @@ def _default_weights() -> dict[str, float]:
 
 @dataclass(frozen=True)
 class TrainConfig(BaseConfig):
-    """Multi-task fine-tuning of the encoder (DESIGN.md, "The method").
+    """Multi-task fine-tuning of the encoder (README, "How it works").
 
     Defaults run a LoRA epoch over a few thousand reviews on a 2-core CPU in minutes.
     """

@@ -1,8 +1,9 @@
 """Paired comparison of two systems measured on the same users.
 
-Version comparison follows DESIGN.md: per user and paired, reported as the mean
-difference (b - a), a percentile-bootstrap 95% CI over users and a two-sided Wilcoxon
-signed-rank p-value. Pure functions over arrays and pandas frames: no model, no I/O.
+Version comparison follows the evaluation protocol (README, "How it works"): per user and
+paired, reported as the mean difference (b - a), a percentile-bootstrap 95% CI over users
+and a two-sided Wilcoxon signed-rank p-value. Pure functions over arrays and pandas frames:
+no model, no I/O.
 """
 
 from __future__ import annotations

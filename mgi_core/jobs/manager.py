@@ -112,6 +112,12 @@ def active_job(store: Store) -> dict[str, Any] | None:
     return job_rows.running_job(store)
 
 
+# Serialises, within this process, every check-then-write on the jobs table: several browser
+# sessions refresh jobs and start them from their own threads. Without it two sessions could
+# register the same finished run twice, or both pass "no job is running" and start two.
+_JOBS_LOCK = threading.RLock()
+
+
 def prepare_job(store: Store, kind: str, dataset: str, config: TrainConfig) -> tuple[str, Path]:
     """Register a new job and write its run folder; return (version, run_dir).
 
@@ -119,6 +125,12 @@ def prepare_job(store: Store, kind: str, dataset: str, config: TrainConfig) -> t
         JobError: another job is running on this database.
         DatasetNotFoundError: unknown dataset.
     """
+    with _JOBS_LOCK:
+        return _prepare_job(store, kind, dataset, config)
+
+
+def _prepare_job(store: Store, kind: str, dataset: str,
+                 config: TrainConfig) -> tuple[str, Path]:
     if kind not in ("train", "embed"):
         raise JobError(f"Unknown job kind {kind!r}; use train or embed.")
     get_dataset(store, dataset)
@@ -174,14 +186,15 @@ def start_job(store: Store, kind: str, dataset: str, config: TrainConfig | None 
         JobError: another job is running, or the child process could not be started (the
             job is then closed as failed).
     """
-    version, run_dir = prepare_job(store, kind, dataset, config or TrainConfig())
-    try:
-        spawn(store, run_dir)
-    except OSError as exc:
-        job_id = job_rows.job_id_of_run(store, run_dir)
-        message = f"The job process could not be started: {exc}"
-        job_rows.close_job(store, job_id, kind, version, "failed", message)
-        raise JobError(f"{message}. See {run_dir / 'job.log'}.") from exc
+    with _JOBS_LOCK:
+        version, run_dir = prepare_job(store, kind, dataset, config or TrainConfig())
+        try:
+            spawn(store, run_dir)
+        except OSError as exc:
+            job_id = job_rows.job_id_of_run(store, run_dir)
+            message = f"The job process could not be started: {exc}"
+            job_rows.close_job(store, job_id, kind, version, "failed", message)
+            raise JobError(f"{message}. See {run_dir / 'job.log'}.") from exc
     return version
 
 
@@ -192,16 +205,13 @@ def job_progress(run_dir: str | Path) -> dict[str, Any]:
     return {**status, "events": read_events(files.metrics)}
 
 
-_REFRESH_LOCK = threading.Lock()
-
-
 def refresh_jobs(store: Store) -> list[str]:
     """Bring every running job's state up to date; register finished runs.
 
     Serialised within the process (several browser sessions may call it at once), so a
     finished run is registered exactly once. Returns the versions whose state changed.
     """
-    with _REFRESH_LOCK:
+    with _JOBS_LOCK:
         return _refresh_jobs(store)
 
 

@@ -210,7 +210,7 @@ def learn_weights(
     when the catalogue is larger), plus ``l2 · |w|²``; L-BFGS finds the weights. This is the
     full-ranking task evaluation measures, so the weights care about the top of the list.
     ``method="pairwise"`` fits the earlier pairwise logistic model instead (the held-out item
-    against 50 sampled candidates; kept for the comparison in ``bench/fusion_cv.py``).
+    against 50 sampled candidates; kept for the comparison in ``bench/ranking_choices.py``).
 
     With ``segments``, cold users (one train item) get weights of their own under ``"cold"``
     when validation holds at least ``MIN_SEGMENT_USERS`` cold and warm users each.
