@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard import profile_cache as cache
 from dashboard import profiles as prof
+from dashboard.embedding_map import embedding_map_figure
+from dashboard.profile_choices import NONE, file_stem, version_options
+from dashboard.profile_tables import profile_export_frame, recommendations_export_frame
 from dashboard.resources import get_store, show_error
 from mgi_core.data.datasets import list_datasets
 from mgi_core.errors import MgiError
@@ -24,7 +28,7 @@ if not names:
 prof.keep_choice("prof_dataset", names)
 left, mid, right = st.columns(3)
 dataset = left.selectbox("Dataset", names, key="prof_dataset")
-versions = prof.version_options(list_versions(store, dataset=dataset, usable_only=True))
+versions = version_options(list_versions(store, dataset=dataset, usable_only=True))
 if not versions:
     st.info(f"No model version has embedded {dataset!r} yet: train one (or embed it with the "
             "pre-trained `base` encoder) on the Train page.", icon=":material/model_training:")
@@ -33,27 +37,27 @@ if not versions:
     st.stop()
 prof.keep_choice("prof_version", versions)
 version = mid.selectbox("Model version", versions, key="prof_version")
-others = [prof.NONE, *(v for v in versions if v != version)]
+others = [NONE, *(v for v in versions if v != version)]
 prof.keep_choice("prof_compare", others)
 other = right.selectbox("Compare with", others, key="prof_compare",
                         help="Another version: how this user's L1 affinities change.")
 try:
-    key = prof.key(store, dataset, version)
+    key = cache.key(store, dataset, version)
     with st.spinner(f"Computing interest profiles for {version} (first time only)…"):
-        prof.profiles_ready(*key)
+        cache.profiles_ready(*key)
     st.header("Find a user")
     user = prof.pick_user(store, key[1], dataset, key[4])
     if user is None:
         st.stop()
 
     st.header("Interest profile")
-    profile, compared = prof.profile(*key, user), None
-    if other != prof.NONE:
-        other_key = prof.key(store, dataset, other)
+    profile, compared = cache.profile(*key, user), None
+    if other != NONE:
+        other_key = cache.key(store, dataset, other)
         with st.spinner(f"Computing interest profiles for {other} (first time only)…"):
-            prof.profiles_ready(*other_key)
-        compared = prof.profile(*other_key, user)
-    prof.show_profile(profile, prof.categories(store, key[1], dataset, key[4])[1], compared)
+            cache.profiles_ready(*other_key)
+        compared = cache.profile(*other_key, user)
+    prof.show_profile(profile, cache.categories(store, key[1], dataset, key[4])[1], compared)
     st.subheader("Reviews")
     st.caption("The user's reviews, newest first, every split (profiles use train only).")
     st.dataframe(user_reviews(store, dataset, user), hide_index=True,
@@ -65,7 +69,7 @@ try:
                          key="prof_scorer")
     k = b.number_input("Items", 1, 100, 10, key="prof_k")
     with st.spinner(f"Fitting the {scorer} ranking for {version} (first time only)…"):
-        recommender = prof.recommender(*key, scorer)
+        recommender = cache.recommender(*key, scorer)
     rec = recommender.recommend(user, int(k))
     prof.show_recommendations(rec)
 
@@ -73,8 +77,8 @@ try:
     st.caption("Item vectors on their two main axes (PCA), with this user's train reviews, "
                "interest centres and the recommended items on top.")
     with st.spinner("Projecting the catalogue…"):
-        item_map = prof.item_map(*key)
-    st.plotly_chart(prof.embedding_map_figure(
+        item_map = cache.item_map(*key)
+    st.plotly_chart(embedding_map_figure(
         item_map, user_vectors(store, dataset, version, user),
         [i["item_id"] for i in rec["items"]], recommender.titles))
 except MgiError as exc:
@@ -82,6 +86,6 @@ except MgiError as exc:
     st.stop()
 
 st.header("Export")
-prof.export_buttons(prof.file_stem(dataset, version, user), {
-    "profile": prof.profile_export_frame(profile),
-    "recommendations": prof.recommendations_export_frame(rec)})
+prof.export_buttons(file_stem(dataset, version, user), {
+    "profile": profile_export_frame(profile),
+    "recommendations": recommendations_export_frame(rec)})

@@ -14,7 +14,9 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import profiles as prof
+from dashboard import profile_cache
+from dashboard.profile_choices import NONE
+from dashboard.profile_tables import GRANULARITIES
 from dashboard.resources import _open_store
 from mgi_core.cli import DEMO_DIR
 from mgi_core.data.ingest import ingest_file
@@ -42,7 +44,7 @@ def _app_store(db: Path) -> Store:
 def _release(db: Path) -> None:
     _app_store(db).close()
     _open_store.clear()
-    for loader in (prof.recommender, prof.item_map):
+    for loader in (profile_cache.recommender, profile_cache.item_map):
         loader.clear()
 
 
@@ -137,7 +139,7 @@ def test_page_shows_the_most_active_users_profile_and_recommendations(demo_db: P
     train_items = set(reviews.loc[reviews["split"] == "train", "item_id"])
     assert not train_items & set(recs["item_id"])
     # The parts add up to the score.
-    parts = [g for g in prof.GRANULARITIES if g in recs.columns]
+    parts = [g for g in GRANULARITIES if g in recs.columns]
     assert (recs[parts].sum(axis=1) - recs["score"]).abs().max() < 1e-9
     assert not _frame(at, "matched_item_id").empty
     charts = at.get("plotly_chart")
@@ -200,7 +202,7 @@ def test_version_switch_and_comparison(demo_db: Path) -> None:
     user = at.selectbox(key="prof_user").value
     at.selectbox(key="prof_version").set_value("fake")
     at = _run(at)
-    assert at.selectbox(key="prof_compare").options == [prof.NONE, "fake2"]
+    assert at.selectbox(key="prof_compare").options == [NONE, "fake2"]
     at.selectbox(key="prof_compare").set_value("fake2")
     at = _run(at)
     assert "fake compared with fake2" in _texts(at.subheader)
