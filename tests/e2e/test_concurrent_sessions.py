@@ -30,6 +30,8 @@ def test_sessions_browse_and_ingest_while_a_job_runs(tmp_path: Path, snapshot) -
     _need_browser()
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=120_000)  # four sessions and a job share 2 busy cores
+
     db = tmp_path / "mgi.duckdb"
     csv = tmp_path / "tiny.csv"
     snapshot[["user_id", "item_id", "text", "rating", "ts", "category", "item_title"]].rename(
@@ -84,6 +86,7 @@ def test_sessions_browse_and_ingest_while_a_job_runs(tmp_path: Path, snapshot) -
                 assert not errors, (name, errors)
             browser.close()
     finally:
+        expect.set_options(timeout=5_000)  # Playwright's default, for the tests that follow
         server.stop()
     log = (tmp_path / "streamlit.log").read_text()
     assert "Traceback" not in log, log[-3000:]
