@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,8 @@ from mgi_core.evaluation.metrics import (
     top_k,
 )
 from mgi_core.profiles.service import ensure_profiles
-from mgi_core.ranking.features import FeatureContext
+from mgi_core.ranking.batches import default_batch_size, user_batches
+from mgi_core.ranking.features import FeatureContext, compute_features
 from mgi_core.ranking.fusion import DEFAULT_SCORERS, SCORERS, learn_weights
 from mgi_core.ranking.model import load_ranking_context
 from mgi_core.ranking.recommend import scorer_scores
@@ -67,12 +68,19 @@ def evaluate(
     split: str = "test",
     seed: int = 0,
     save: bool = True,
+    batch_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> EvaluationResult:
     """Evaluate ``scorers`` with ``version``'s embeddings on ``dataset``.
 
     Fused scorers learn their weights on the validation split first (stored with the
     version in ``fusion_weights``). With ``save`` the version's user profiles are computed
     and stored first when they are not (``ensure_profiles``); without it nothing is written.
+
+    Target users are ranked ``batch_size`` at a time (default: ``default_batch_size`` for
+    the features the scorers use together), so memory follows the batch, not users × items;
+    the numbers do not depend on the batch size. ``progress(done, total)`` is called after
+    each batch with the target users ranked so far and their total.
     """
     unknown = [s for s in scorers if s not in SCORERS]
     if unknown:
@@ -89,23 +97,38 @@ def evaluate(
     targets = inter.targets[split]
     users = targets["u"].to_numpy()
     items = targets["i"].to_numpy()
-    exclude = inter.train[users].toarray() > 0
     result = EvaluationResult(dataset, version, split, {})
+    weights: dict[str, dict[str, Any] | None] = {}
     for scorer in scorers:
-        spec = SCORERS[scorer]
-        weights = None
-        if spec.tuned:
-            weights = learn_weights(ctx, spec.features, "val", seed=seed)
-            result.weights[scorer] = weights
-        scores = scorer_scores(ctx, scorer, users, exclude, weights, seed)
-        ranks = target_ranks(scores, items, exclude)
+        weights[scorer] = None
+        if SCORERS[scorer].tuned:
+            weights[scorer] = result.weights[scorer] = learn_weights(
+                ctx, SCORERS[scorer].features, "val", seed=seed, batch_size=batch_size
+            )
+    features = tuple(dict.fromkeys(f for s in scorers for f in SCORERS[s].features))
+    batch_size = batch_size or default_batch_size(inter.n_items, len(features))
+    rngs = {s: np.random.default_rng(seed) for s in scorers}  # random: one stream per scorer
+    ranks = {s: np.zeros(len(users), dtype=np.int64) for s in scorers}
+    tops = {s: np.full((len(users), 10), -1, dtype=np.int64) for s in scorers}
+    for start, batch in user_batches(users, batch_size):
+        stop = start + len(batch)
+        exclude = inter.train[batch].toarray() > 0  # (b, n_items) seen in train
+        feats = compute_features(ctx, batch, features)  # shared by the scorers
+        for scorer in scorers:
+            scores = scorer_scores(ctx, scorer, batch, exclude, weights[scorer], rngs[scorer],
+                                   features=feats)
+            ranks[scorer][start:stop] = target_ranks(scores, items[start:stop], exclude)
+            tops[scorer][start:stop] = top_k(scores, 10, exclude)
+        del feats
+        if progress is not None:
+            progress(stop, len(users))
+    for scorer in scorers:
         per_user: dict[str, np.ndarray] = {}
         for k in KS:
-            per_user.update(metrics_from_ranks(ranks, k))
+            per_user.update(metrics_from_ranks(ranks[scorer], k))
         frame = pd.DataFrame(per_user, index=pd.Index(inter.users[users], name="user_id"))
         result.per_user[scorer] = frame
-        tops = top_k(scores, 10, exclude)
-        result.beyond[scorer] = _beyond(ctx, tops)
+        result.beyond[scorer] = _beyond(ctx, tops[scorer])
     result.seconds = time.monotonic() - started
     if save:
         save_evaluation(store, result)
@@ -115,7 +138,12 @@ def evaluate(
 def _beyond(ctx: FeatureContext, tops: np.ndarray) -> dict[str, float]:
     out = {"coverage@10": catalog_coverage(tops, ctx.inter.n_items)}
     if ctx.item_vecs is not None:
-        out["diversity@10"] = _mean_or_nan([intra_list_diversity(t, ctx.item_vecs) for t in tops])
+        # Each list's own vectors: the same numbers as indexing all of them, without a
+        # float64 copy of every item vector per list.
+        out["diversity@10"] = _mean_or_nan([
+            intra_list_diversity(np.arange(int((t >= 0).sum())), ctx.item_vecs[t[t >= 0]])
+            for t in tops
+        ])
     out["category_entropy@10"] = _mean_or_nan(
         [category_entropy(list(ctx.inter.item_l1[t[t >= 0]])) for t in tops]  # -1 = padding
     )

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from mgi_core.errors import ConfigError
+from mgi_core.ranking.batches import default_batch_size, user_batches
 from mgi_core.ranking.features import FeatureContext, compute_features
 from mgi_core.ranking.signals import SIGNALS
 
@@ -161,25 +162,57 @@ class ValidationDesign:
     usable: np.ndarray  # (n_users,) bool, at least one candidate besides the held-out item
 
 
+DESIGN_BYTES = 512 * 2**20  # the validation design's z-scores, float64, at most
+
+
 def validation_design(
     ctx: FeatureContext,
     names: tuple[str, ...],
     split: str = "val",
     max_candidates: int = 2000,
     seed: int = 0,
+    batch_size: int | None = None,
+    max_design_bytes: int = DESIGN_BYTES,
 ) -> ValidationDesign | None:
-    """The data fusion weights are fitted on; None when ``split`` holds no targets."""
+    """The data fusion weights are fitted on; None when ``split`` holds no targets.
+
+    Validation users are scored ``batch_size`` at a time (default: ``default_batch_size``
+    for ``names``), so no (users, items) array of all of them is built; only each user's
+    ``max_candidates`` columns are kept. When the design of every validation user would pass
+    ``max_design_bytes`` (large datasets: (users, candidates, features) float64), a seeded
+    uniform sample of the users that fits is used instead; below that every user is in it.
+    """
     targets = ctx.inter.targets[split]
     if targets.empty:
         return None
     users = targets["u"].to_numpy()
-    exclude = ctx.inter.train[users].toarray() > 0
-    feats = compute_features(ctx, users, names)
-    names = tuple(n for n in names if n in feats)
-    z = np.stack([zscore_rows(feats[n], exclude) for n in names], axis=-1)  # (u, i, f)
-    cols, valid = candidate_columns(exclude, targets["i"].to_numpy(), max_candidates, seed)
-    zc = z[np.arange(len(users))[:, None], cols]
-    return ValidationDesign(names, zc, valid, cold_rows(exclude), valid[:, 1:].any(axis=1))
+    items = targets["i"].to_numpy()
+    n_items = ctx.inter.train.shape[1]
+    m = min(n_items, max_candidates)
+    max_users = max(1, max_design_bytes // (8 * m * max(1, len(names))))
+    if len(users) > max_users:
+        keep = np.sort(np.random.default_rng([seed, 1]).choice(len(users), max_users,
+                                                                 replace=False))
+        users, items = users[keep], items[keep]
+    batch_size = batch_size or default_batch_size(n_items, len(names))
+    rng = np.random.default_rng(seed)  # one stream for every batch: as one call would draw
+    valid = np.zeros((len(users), m), dtype=bool)
+    cold = np.zeros(len(users), dtype=bool)
+    z = None  # (u, m, f), once the first batch tells which features the context has
+    for start, batch in user_batches(users, batch_size):
+        stop = start + len(batch)
+        exclude = ctx.inter.train[batch].toarray() > 0  # (b, n_items)
+        cols, valid[start:stop] = candidate_columns(exclude, items[start:stop],
+                                                    max_candidates, rng)
+        feats = compute_features(ctx, batch, names)
+        if z is None:
+            names = tuple(n for n in names if n in feats)
+            z = np.zeros((len(users), m, len(names)))
+        rows = np.arange(len(batch))[:, None]
+        for f, name in enumerate(names):
+            z[start:stop, :, f] = zscore_rows(feats[name], exclude)[rows, cols]
+        cold[start:stop] = cold_rows(exclude)
+    return ValidationDesign(names, z, valid, cold, valid[:, 1:].any(axis=1))
 
 
 def fit_weights(
@@ -202,6 +235,7 @@ def learn_weights(
     max_candidates: int = 2000,
     segments: bool = False,
     method: str = "listwise",
+    batch_size: int | None = None,
 ) -> dict[str, Any]:
     """Listwise weights from validation targets: softmax of the held-out item over candidates.
 
@@ -214,13 +248,16 @@ def learn_weights(
 
     With ``segments``, cold users (one train item) get weights of their own under ``"cold"``
     when validation holds at least ``MIN_SEGMENT_USERS`` cold and warm users each.
+    Validation users are scored in batches of ``batch_size`` (``validation_design``).
     """
-    design = validation_design(ctx, names, split, max_candidates, seed)
+    design = validation_design(ctx, names, split, max_candidates, seed, batch_size)
     if design is None or not design.usable.any():
         return dict.fromkeys(names, 1.0)
 
     def fit(keep: np.ndarray) -> dict[str, float]:
-        w = fit_weights(design.z[keep], design.valid[keep], method, l2, seed)
+        every = bool(keep.all())  # no copy of the design when every user is kept
+        z, valid = (design.z, design.valid) if every else (design.z[keep], design.valid[keep])
+        w = fit_weights(z, valid, method, l2, seed)
         return {n: float(x) for n, x in zip(design.names, w, strict=True)}
 
     usable, cold = design.usable, design.cold
@@ -231,10 +268,16 @@ def learn_weights(
 
 
 def candidate_columns(
-    exclude: np.ndarray, items: np.ndarray, max_candidates: int, seed: int = 0
+    exclude: np.ndarray,
+    items: np.ndarray,
+    max_candidates: int,
+    seed: int | np.random.Generator = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(cols, valid), both (n_users, m): column 0 is each user's held-out item, the rest the
-    items they did not review in train (all, or ``max_candidates - 1`` sampled), padded."""
+    items they did not review in train (all, or ``max_candidates - 1`` sampled), padded.
+
+    ``seed`` may be a generator: batches of users passing the same one draw the samples one
+    call over all of them would draw."""
     n_users, n_items = exclude.shape
     cand = ~exclude
     cand[np.arange(n_users), items] = False

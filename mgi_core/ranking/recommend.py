@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mgi_core.errors import ConfigError, UnknownUserError
+from mgi_core.ranking.batches import default_batch_size, user_batches
 from mgi_core.ranking.features import FeatureContext, compute_features
 from mgi_core.ranking.fusion import SCORERS, fused, learn_weights, split_weights, zscore_rows
 from mgi_core.ranking.model import load_ranking_context
@@ -74,19 +75,23 @@ def scorer_scores(
     users: np.ndarray,
     exclude: np.ndarray,
     weights: dict[str, Any] | None,
-    seed: int = 0,
+    seed: int | np.random.Generator = 0,
+    features: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """(len(users), n_items) scores of one scorer, as evaluation ranks with them.
 
     A single-feature scorer scores with its feature; a fused one with ``fused`` (the cold
     segment's weights for users with one train item, where ``weights`` has them; the
     scorer's fixed weights when ``weights`` is None); ``random`` with uniform noise from
-    ``seed``.
+    ``seed``. Scoring users in batches, pass one generator as ``seed`` to every batch: the
+    batches then draw the numbers one call over all the users would. ``features``: the
+    batch's features when the caller computed them already (``compute_features`` for at
+    least this scorer's signals), so that several scorers share one computation.
     """
     spec = SCORERS[scorer]
     if scorer == "random":
         return np.random.default_rng(seed).random((len(users), ctx.inter.n_items))
-    feats = compute_features(ctx, users, spec.features)
+    feats = features if features is not None else compute_features(ctx, users, spec.features)
     if len(spec.features) == 1:
         return feats[spec.features[0]]
     return fused(feats, weights or spec.fixed_weights or {}, exclude)
@@ -211,15 +216,18 @@ class Recommender:
             "items": [r.to_dict() for r in recs],
         }
 
-    def top_k(self, user_ids: Sequence[str], k: int = 10) -> dict[str, pd.DataFrame]:
+    def top_k(
+        self, user_ids: Sequence[str], k: int = 10, batch_size: int | None = None
+    ) -> dict[str, pd.DataFrame]:
         """Top-``k`` items of each user in ``user_ids``, ranked exactly as evaluation ranks.
 
-        All users are scored in one batch by ``scorer_scores`` with this recommender's
-        weights (a fused scorer's cold segment's weights for cold users, where learned);
-        items the user reviewed in train are left out; ties keep item order. These are the
-        lists a user's stored metrics were measured on. ``recommend`` ranks a user the same
-        way, except that it gives a cold user of a single-feature scorer the explicit
-        fallback (``COLD_WEIGHTS``), which evaluation does not.
+        Users are scored ``batch_size`` at a time (default: ``default_batch_size`` for the
+        scorer's signals) by ``scorer_scores`` with this recommender's weights (a fused
+        scorer's cold segment's weights for cold users, where learned); items the user
+        reviewed in train are left out; ties keep item order. These are the lists a user's
+        stored metrics were measured on. ``recommend`` ranks a user the same way, except that
+        it gives a cold user of a single-feature scorer the explicit fallback
+        (``COLD_WEIGHTS``), which evaluation does not.
 
         Returns:
             user_id -> frame with columns ``rank`` (1-based), ``item_id``, ``title``,
@@ -232,19 +240,23 @@ class Recommender:
         if not known:
             return {}
         users = np.array([index[u] for u in known])
-        exclude = inter.train[users].toarray() > 0  # (n_users, n_items) seen in train
-        scores = scorer_scores(self.ctx, self.scorer, users, exclude, self.weights)
-        scores = np.where(exclude, -np.inf, scores)
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]  # (n_users, k)
+        features = SCORERS[self.scorer].features
+        batch_size = batch_size or default_batch_size(inter.n_items, len(features))
+        rng = np.random.default_rng(0)  # random: one stream over the batches, as evaluation
         out = {}
-        for row, (user, top) in enumerate(zip(known, order, strict=True)):
-            top = top[np.isfinite(scores[row, top])]  # fewer candidates than k
-            items = [str(inter.items[i]) for i in top]
-            out[user] = pd.DataFrame({
-                "rank": np.arange(1, len(top) + 1), "item_id": items,
-                "title": [self.titles.get(i) for i in items],
-                "l1": list(inter.item_l1[top]), "l2": list(inter.item_l2[top]),
-            })
+        for start, batch in user_batches(users, batch_size):
+            exclude = inter.train[batch].toarray() > 0  # (b, n_items) seen in train
+            scores = scorer_scores(self.ctx, self.scorer, batch, exclude, self.weights, rng)
+            scores = np.where(exclude, -np.inf, scores)
+            order = np.argsort(-scores, axis=1, kind="stable")[:, :k]  # (b, k)
+            for row, top in enumerate(order):
+                top = top[np.isfinite(scores[row, top])]  # fewer candidates than k
+                items = [str(inter.items[i]) for i in top]
+                out[known[start + row]] = pd.DataFrame({
+                    "rank": np.arange(1, len(top) + 1), "item_id": items,
+                    "title": [self.titles.get(i) for i in items],
+                    "l1": list(inter.item_l1[top]), "l2": list(inter.item_l2[top]),
+                })
         return out
 
 
