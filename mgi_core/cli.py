@@ -16,6 +16,7 @@ from typing import Any
 from mgi_core.config import IngestConfig, TrainConfig
 from mgi_core.config_cli import add_config_options, config_from_args
 from mgi_core.errors import ConfigError, MgiError
+from mgi_core.progress import PolledProgress, ProgressBar, ProgressView
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"  # package data: ships in the wheel
 DEMO_DATASET = "demo"
@@ -226,15 +227,41 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     return config_from_args(TrainConfig, args, learning_rate=lr)
 
 
-def _run_inline(store, kind: str, dataset: str, config: TrainConfig) -> str:
+def job_progress_view(status: dict[str, Any] | None, epochs: int) -> ProgressView | None:
+    """What a job's ``status.json`` says to show: its phase, with counts when it has them.
+
+    Training counts optimiser steps over all epochs, embedding counts reviews; the other
+    phases (preparing, loading encoder, saving) show their elapsed time. After the last
+    phase the embedding's counts stay in the file, so the last bar ends on them.
+    """
+    if not status:
+        return None
+    phase = status.get("phase", "")
+    if phase == "training":
+        if "step" not in status:
+            return ProgressView("training", "training")
+        return ProgressView("training", f"training epoch {status['epoch']}/{epochs}",
+                            int(status["step"]), int(status["total_steps"]), "steps")
+    if phase in ("embedding", "done") and "total" in status:
+        return ProgressView("embedding", "embedding reviews", int(status.get("done", 0)),
+                            int(status["total"]), "reviews")
+    if phase in ("done", "cancelled", "failed"):
+        return None
+    return ProgressView(phase, phase)
+
+
+def _run_inline(store, kind: str, dataset: str, config: TrainConfig,
+                show_progress: bool = True) -> str:
     """Run a job in this process (Ctrl-C or SIGTERM cancels it cleanly); register the result.
 
     The job's row names this process, so if it is killed outright the next refresh (any
-    later command, or the dashboard) closes the job as failed.
+    later command, or the dashboard) closes the job as failed. With ``show_progress`` (and
+    stderr a terminal) a thread follows the run folder's ``status.json`` and draws a bar.
     """
     import signal
 
     from mgi_core.jobs.manager import prepare_job, refresh_jobs
+    from mgi_core.jobs.run_files import RunFiles, read_json
     from mgi_core.jobs.worker import run_job
 
     version, run_dir = prepare_job(store, kind, dataset, config)
@@ -245,15 +272,17 @@ def _run_inline(store, kind: str, dataset: str, config: TrainConfig) -> str:
         print("stopping after this step …", file=sys.stderr)
 
     old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    status_file = RunFiles(run_dir).status
+    follower = PolledProgress(lambda: job_progress_view(read_json(status_file), config.epochs),
+                              enabled=None if show_progress else False)
     try:
-        state = run_job(run_dir, should_stop=lambda: stop["requested"])
+        with follower:
+            state = run_job(run_dir, should_stop=lambda: stop["requested"])
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
     refresh_jobs(store)
     if state != "finished":
-        from mgi_core.jobs.run_files import RunFiles, read_json
-
         message = (read_json(RunFiles(run_dir).status) or {}).get("message", "")
         raise MgiError(f"The {kind} job {state}: {message} (log: {run_dir / 'job.log'})")
     return version
@@ -264,7 +293,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = train_config_from_args(args)
     with _open_store(args.db) as store:
-        version = _run_inline(store, "train", args.dataset, config)
+        version = _run_inline(store, "train", args.dataset, config,
+                              show_progress=not args.json)
         info = get_version(store, version)
     if args.json:
         print(json.dumps({k: info[k] for k in ("version", "dataset", "status", "metrics",
@@ -275,8 +305,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def embed_config(args: argparse.Namespace) -> TrainConfig:
+    """The ``embed`` command's config: the pre-trained encoder at the length given."""
+    return TrainConfig(embed_max_seq_length=args.max_seq_length)
+
+
 def cmd_embed(args: argparse.Namespace) -> int:
-    config = TrainConfig(embed_max_seq_length=args.max_seq_length)
+    config = embed_config(args)
     with _open_store(args.db) as store:
         print(_run_inline(store, "embed", args.dataset, config))
     return 0
@@ -359,9 +394,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from mgi_core.evaluation.protocol import evaluate
     from mgi_core.ranking.fusion import DEFAULT_SCORERS
 
-    with _open_store(args.db) as store:
+    bar = ProgressBar(f"evaluating {args.version} on {args.dataset} ({args.split})",
+                      unit="users", enabled=False if args.json else None)
+    with _open_store(args.db) as store, bar:
         result = evaluate(store, args.dataset, args.version,
-                          tuple(args.scorers or DEFAULT_SCORERS), split=args.split)
+                          tuple(args.scorers or DEFAULT_SCORERS), split=args.split,
+                          progress=bar)
     summary = result.summary()
     if args.json:
         print(json.dumps({"dataset": result.dataset, "version": result.version,

@@ -244,6 +244,7 @@ class PolledProgress:
             self.key = view.key
             self.bar = ProgressBar(view.label, view.total, view.unit, self.stream,
                                    enabled=self.enabled, clock=self.clock)
+        self.bar.unit = view.unit
         self.bar.update(view.done, view.total, view.label)
 
     def _run(self) -> None:

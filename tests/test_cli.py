@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import io
 import json
 import subprocess
 import sys
@@ -13,13 +14,21 @@ from pathlib import Path
 
 import pytest
 
-from mgi_core.cli import DEMO_DIR, build_parser, main, train_config_from_args
+from mgi_core import cli
+from mgi_core.cli import (
+    DEMO_DIR,
+    build_parser,
+    job_progress_view,
+    main,
+    train_config_from_args,
+)
 from mgi_core.config import IngestConfig, TrainConfig
 from mgi_core.config_cli import config_from_args, option_name
 from mgi_core.data.ingest import ingest_file
 from mgi_core.errors import ConfigError
 from mgi_core.evaluation.compare import compare
 from mgi_core.evaluation.protocol import evaluate
+from mgi_core.progress import ProgressView
 from mgi_core.store import Store
 from tests.conftest import ROOT, SHARED_DATA, small_rows, write_csv
 from tests.fake_encoder import register_fake_version
@@ -248,3 +257,117 @@ def test_compare_prints_the_verdict_under_its_table(
     out = json.loads(capsys.readouterr().out)
     assert out["verdict"] == report.verdict()
     assert out["metrics"][0]["diff"] == pytest.approx(report.results[0].diff)
+
+
+# ---------------------------------------------------------------- progress on a terminal
+
+
+class FakeTerminal(io.StringIO):
+    """stderr as on a terminal: the CLI's progress bars draw on it."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _frames(text: str) -> list[str]:
+    """Every redraw of every bar (lines end in '\\n', redraws start with '\\r')."""
+    return [f.rstrip() for line in text.split("\n") for f in line.split("\r") if f.strip()]
+
+
+def test_job_status_reads_as_a_phase_with_its_counts() -> None:
+    assert job_progress_view(None, 2) is None
+    assert job_progress_view({"phase": "loading encoder"}, 2) == ProgressView(
+        "loading encoder", "loading encoder")
+    assert job_progress_view({"phase": "training"}, 2) == ProgressView("training", "training")
+    step = {"phase": "training", "epoch": 2, "step": 30, "total_steps": 40, "eta_s": 5.0}
+    assert job_progress_view(step, 2) == ProgressView(
+        "training", "training epoch 2/2", 30, 40, "steps")
+    embedding = {"phase": "embedding", "done": 64, "total": 100}
+    assert job_progress_view(embedding, 2) == ProgressView(
+        "embedding", "embedding reviews", 64, 100, "reviews")
+    # Once done, the embedding's counts stay: the last bar ends on them.
+    assert job_progress_view({**embedding, "phase": "done", "done": 100}, 2).done == 100
+    assert job_progress_view({"phase": "failed"}, 2) is None
+
+
+@pytest.fixture
+def demo_db(tmp_path: Path) -> Path:
+    db = tmp_path / "mgi.duckdb"
+    vocab = ["headphones", "speaker", "lens", "camera", "laptop", "keyboard", "coffee"]
+    with Store(db) as store:
+        ingest_file(store, DEMO_DIR / "reviews.csv", "demo")
+        register_fake_version(store, "demo", vocab, "v1")
+    return db
+
+
+def test_evaluate_shows_progress_on_a_terminal_only(
+        demo_db: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["evaluate", "--dataset", "demo", "--version", "v1", "--scorers", "popularity",
+            "--db", str(demo_db)]
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(args) == 0
+    frames = _frames(terminal.getvalue())
+    assert frames and all(f.startswith("evaluating v1 on demo (test)") for f in frames)
+    assert "users/s" in frames[0] and "ETA" in frames[0]
+    n_users = json.loads(mgi(*args, "--json").stdout)["scorers"][0]["n_users"]
+    assert f"{n_users:,}/{n_users:,} 100%" in frames[-1]
+    # --json: nothing on stderr, even on a terminal; the JSON alone on stdout.
+    capsys.readouterr()
+    terminal.seek(0), terminal.truncate()
+    assert main([*args, "--json"]) == 0
+    assert terminal.getvalue() == ""
+    json.loads(capsys.readouterr().out)
+
+
+def test_evaluate_off_a_terminal_prints_no_progress(demo_db: Path) -> None:
+    result = mgi("evaluate", "--dataset", "demo", "--version", "v1", "--scorers",
+                 "popularity", "--db", str(demo_db))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
+@pytest.fixture
+def tiny_db(tmp_path: Path, snapshot) -> Path:
+    """The tiny corpus (every word in the tiny BERT's vocabulary) ingested as 'tiny'."""
+    csv_path = tmp_path / "tiny.csv"
+    snapshot[["user_id", "item_id", "text", "rating", "ts", "category", "item_title"]].rename(
+        columns={"ts": "timestamp"}).to_csv(csv_path, index=False)
+    db = tmp_path / "mgi.duckdb"
+    with Store(db) as store:
+        ingest_file(store, csv_path, "tiny")
+    return db
+
+
+def test_embed_on_a_terminal_shows_rate_and_eta(
+        tiny_db: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(cli, "embed_config", lambda args: TrainConfig(
+        base_model=str(tiny_bert), embed_max_seq_length=16, embed_batch_size=8))
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["embed", "--dataset", "tiny", "--db", str(tiny_db)]) == 0
+    assert capsys.readouterr().out.strip() == "base"
+    frames = _frames(terminal.getvalue())
+    embedding = [f for f in frames if f.startswith("embedding reviews")]
+    assert embedding, frames
+    assert all("reviews/s" in f for f in embedding)
+    assert any("ETA" in f for f in embedding[:-1]) or "ETA" in embedding[0]
+    [tiny] = _datasets(tiny_db)
+    n = tiny["reviews"]
+    assert f"{n:,}/{n:,} 100%" in embedding[-1] and " in 0:" in embedding[-1]
+
+
+def test_train_on_a_terminal_shows_the_epoch_and_the_embedding(
+        tiny_db: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["train", "--dataset", "tiny", "--db", str(tiny_db), "--base-model",
+                 str(tiny_bert), "--max-train-reviews", "16", "--epochs", "1",
+                 "--batch-size", "8", "--max-seq-length", "16", "--embed-max-seq-length",
+                 "16", "--lora-rank", "2"]) == 0
+    frames = _frames(terminal.getvalue())
+    training = [f for f in frames if f.startswith("training epoch 1/1")]
+    assert training and "steps/s" in training[-1]
+    assert any(f.startswith("embedding reviews") and "reviews/s" in f for f in frames)

@@ -120,16 +120,19 @@ def test_a_shorter_line_blanks_the_rest_of_the_longer_one_before_it() -> None:
 def test_polled_progress_starts_a_new_bar_when_the_phase_changes() -> None:
     terminal, clock = FakeTerminal(), FakeClock()
     views = iter([ProgressView("loading", "loading encoder"),
+                  ProgressView("embedding", "embedding", unit=None),
                   ProgressView("embedding", "embedding reviews", 5, 10, "reviews"),
                   ProgressView("embedding", "embedding reviews", 10, 10, "reviews")])
     follower = PolledProgress(lambda: next(views), stream=terminal, clock=clock)
-    for _ in range(3):
+    for _ in range(4):
         clock.now += 1
         follower.step()
     follower.bar.close()
     lines = terminal.getvalue().split("\n")
     assert lines[0].split("\r")[-1].startswith("loading encoder  done in")
-    assert "10/10 100%" in lines[1].split("\r")[-1]
+    # The same phase: one bar, its label and unit taken from the latest view.
+    assert lines[1].split("\r")[-1].startswith("embedding reviews")
+    assert "10/10 100%" in lines[1] and "reviews/s" in lines[1].split("\r")[-1]
 
 
 def test_polled_progress_starts_no_thread_off_a_terminal() -> None:
