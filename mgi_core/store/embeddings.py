@@ -137,26 +137,51 @@ def review_vectors(store: Store, version: str, dataset: str,
         sql += " AND r.split = ?"
         params.append(split)
     with store.reader() as cur:
-        table = cur.sql(sql + " ORDER BY e.review_id", params=params).to_arrow_table()
-    return _ids_and_matrix(table, "review_id", d)
+        return _read_ids_and_matrix(cur, sql + " ORDER BY e.review_id", params, "review_id", d)
 
 
 def item_vectors(store: Store, version: str, dataset: str) -> tuple[np.ndarray, np.ndarray]:
     """(item_ids (n,), vectors (n, d)): each item's mean train-review embedding."""
     d = embedding_dim(store, version, dataset)
     with store.reader() as cur:
-        table = cur.sql(
+        return _read_ids_and_matrix(
+            cur,
             f"SELECT item_id, embedding FROM {item_table(d)} WHERE version = ? "
             "AND dataset = ? ORDER BY item_id",
-            params=[version, dataset],
-        ).to_arrow_table()
-    return _ids_and_matrix(table, "item_id", d)
+            [version, dataset], "item_id", d,
+        )
+
+
+READ_ROWS = 65_536  # vectors per Arrow batch (25 MiB at d = 384)
+
+
+def _read_ids_and_matrix(
+    cur: duckdb.DuckDBPyConnection, sql: str, params: list[object], id_column: str, d: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ids (n,), vectors (n, d) float32) of ``sql``'s rows, read ``READ_ROWS`` at a time
+    into one array: memory is the result plus one batch, not the result twice."""
+    n = cur.execute(f"SELECT count(*) FROM ({sql})", params).fetchall()[0][0]
+    ids: list[np.ndarray] = []
+    out = np.empty((n, d), dtype=np.float32)
+    at = 0
+    for batch in cur.sql(sql, params=params).to_arrow_reader(READ_ROWS):
+        batch_ids, vectors = _ids_and_matrix(batch, id_column, d)
+        out[at : at + len(vectors)] = vectors
+        ids.append(batch_ids)
+        at += len(vectors)
+    if at != n:  # the reader runs in the same snapshot as the count: a bug if reached
+        raise RuntimeError(f"read {at} vectors, expected {n}")
+    if not ids:  # no rows: the empty table's own id type
+        return _ids_and_matrix(cur.sql(sql, params=params).to_arrow_table(), id_column, d)
+    return np.concatenate(ids), out
 
 
 def _ids_and_matrix(table, id_column: str, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, (n, d) float32) from an Arrow table or record batch with ``embedding``."""
     ids = table.column(id_column).to_numpy(zero_copy_only=False)
     if table.num_rows == 0:
         return ids, np.zeros((0, d), dtype=np.float32)
-    emb = table.column("embedding").combine_chunks()
+    emb = table.column("embedding")
+    emb = emb.combine_chunks() if hasattr(emb, "combine_chunks") else emb
     values = emb.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
     return ids, values.reshape(-1, d)
