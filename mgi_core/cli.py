@@ -9,7 +9,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -155,14 +155,40 @@ def _dataset_json(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class IngestStages:
+    """The ingest's current stage, for a progress bar: told by the ingest, polled by a
+    thread. A stage shows its elapsed time, and its statement's percentage and ETA when
+    DuckDB reports them."""
+
+    def __init__(self) -> None:
+        self.stage: str | None = None
+        self.fraction: Callable[[], float | None] = lambda: None
+
+    def enter(self, stage: str, fraction: Callable[[], float | None]) -> None:
+        self.stage, self.fraction = stage, fraction
+
+    def view(self) -> ProgressView | None:
+        stage = self.stage
+        if stage is None:
+            return None
+        fraction = self.fraction()
+        if not fraction:  # unknown, or nothing to tell yet
+            return ProgressView(stage, stage, unit=None)
+        return ProgressView(stage, stage, round(100 * fraction), 100, unit=None)
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from mgi_core.data.columns import parse_mapping_args
     from mgi_core.data.ingest import ingest_file
 
     config = config_from_args(IngestConfig, args)
     mapping = parse_mapping_args(args.mapping)
-    with _open_store(args.db) as store:
-        report = ingest_file(store, args.file, args.name, mapping=mapping, config=config)
+    stages = IngestStages()
+    follower = PolledProgress(stages.view, enabled=False if args.json else None,
+                              complete_on_change=True)
+    with _open_store(args.db) as store, follower:
+        report = ingest_file(store, args.file, args.name, mapping=mapping, config=config,
+                             on_stage=stages.enter)
     if args.json:
         out = report.to_dict()
         out["rejected_rows"] = out["rejected_rows"][:100]

@@ -218,12 +218,16 @@ class PolledProgress:
         enabled: draw at all; default: only when ``stream`` is a terminal.
         interval: seconds between polls.
         clock: seconds, monotonic.
+        complete_on_change: a bar that ends because the next key came (or the work ended
+            without error) shows its total done: for stages that always run to the end.
     """
 
     def __init__(self, poll: Callable[[], ProgressView | None], stream: TextIO | None = None,
                  enabled: bool | None = None, interval: float = 0.2,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 complete_on_change: bool = False) -> None:
         self.poll = poll
+        self.complete_on_change = complete_on_change
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = is_terminal(self.stream) if enabled is None else enabled
         self.interval = interval
@@ -239,13 +243,19 @@ class PolledProgress:
         if view is None:
             return
         if self.bar is None or view.key != self.key:
-            if self.bar is not None:
-                self.bar.close()
+            self._end_bar()
             self.key = view.key
             self.bar = ProgressBar(view.label, view.total, view.unit, self.stream,
                                    enabled=self.enabled, clock=self.clock)
         self.bar.unit = view.unit
         self.bar.update(view.done, view.total, view.label)
+
+    def _end_bar(self) -> None:
+        if self.bar is None:
+            return
+        if self.complete_on_change and self.bar.total:
+            self.bar.done = self.bar.total
+        self.bar.close()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -259,11 +269,12 @@ class PolledProgress:
             self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         if self._thread is None:
             return
         self._stop.set()
         self._thread.join()
         self.step()
-        if self.bar is not None:
-            self.bar.close()
+        if exc_type is not None:
+            self.complete_on_change = False
+        self._end_bar()

@@ -371,3 +371,27 @@ def test_train_on_a_terminal_shows_the_epoch_and_the_embedding(
     training = [f for f in frames if f.startswith("training epoch 1/1")]
     assert training and "steps/s" in training[-1]
     assert any(f.startswith("embedding reviews") and "reviews/s" in f for f in frames)
+
+
+def test_ingest_on_a_terminal_shows_its_stages_and_with_json_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_csv(tmp_path / "s.csv", small_rows())
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    stages: list[str] = []
+    real = cli.IngestStages.enter
+    monkeypatch.setattr(cli.IngestStages, "enter",
+                        lambda self, stage, fraction: (stages.append(stage),
+                                                       real(self, stage, fraction)))
+    assert main(["ingest", str(path), "--name", "s", "--db", str(tmp_path / "a.duckdb")]) == 0
+    assert stages == ["checking file", "reading", "validating", "storing"]
+    frames = _frames(terminal.getvalue())
+    # A small file is stored between two polls: at least the last stage's final line.
+    assert frames and frames[-1].startswith("storing") and " in 0:" in frames[-1]
+    capsys.readouterr()
+    before = terminal.getvalue()
+    assert main(["ingest", str(path), "--name", "s", "--db", str(tmp_path / "b.duckdb"),
+                 "--json"]) == 0
+    assert terminal.getvalue() == before  # --json: not a character more on stderr
+    json.loads(capsys.readouterr().out)

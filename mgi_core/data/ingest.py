@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -67,6 +67,9 @@ from mgi_core.store.ingest_write import (
 log = logging.getLogger(__name__)
 
 MAX_REPORTED_REJECTS = 10_000
+# on_stage(stage, fraction): the ingest enters ``stage``; ``fraction()`` says how far its
+# current statement is (0 to 1, None when unknown) and may be called from another thread.
+StageCallback = Callable[[str, Callable[[], float | None]], None]
 _NAME = re.compile(r"^[\w][\w .\-]{0,63}$")
 
 
@@ -156,6 +159,7 @@ def ingest_file(
     config: IngestConfig | None = None,
     file_name: str | None = None,
     split_config: SplitConfig | None = None,
+    on_stage: StageCallback | None = None,
 ) -> IngestReport:
     """Validate a review file and store its valid rows as dataset ``name``.
 
@@ -168,6 +172,8 @@ def ingest_file(
         config: validation and caps; ``strict=True`` makes it all-or-nothing.
         file_name: the name to record (an uploaded file's original name).
         split_config: the temporal leave-last-out split assigned to the stored rows.
+        on_stage: told of each stage ('checking file', 'reading', 'validating',
+            'storing'), for a progress display.
 
     Returns:
         The report. ``unchanged=True`` when the same file is already stored under ``name``.
@@ -204,6 +210,8 @@ def ingest_file(
 
     # The hash is only recorded, so it is computed beside the reading (hashlib releases
     # the GIL) and awaited just before the registry row is written.
+    stage = on_stage or _no_stage
+    stage("checking file", _unknown)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mgi-sha256") as pool:
         digest = pool.submit(file_sha256, path)
         report: IngestReport | None = None
@@ -223,7 +231,7 @@ def ingest_file(
                     try:
                         with ingest_transaction(store, scan, memory_limit) as run:
                             _load_and_store(run, kind, resolved, cfg, split_config, report,
-                                            digest)
+                                            digest, stage)
                         break
                     except duckdb.OutOfMemoryException:
                         if not memory_limit:
@@ -246,9 +254,12 @@ def _load_and_store(
     split_config: SplitConfig | None,
     report: IngestReport,
     digest: Future[str],
+    stage: StageCallback,
 ) -> None:
     """The first pass and its verdicts, the checks on them, then the writes."""
+    stage("reading", run.statement_fraction)
     n_raw, n_malformed = load_narrow_pass(run, mapping, cfg)
+    stage("validating", run.statement_fraction)
     if n_raw + n_malformed > cfg.max_rows:
         raise DataValidationError(
             f"{report.file_name} has more than {cfg.max_rows:,} rows, the limit. Split the "
@@ -282,7 +293,16 @@ def _load_and_store(
         raise DataValidationError(
             f"No valid rows in {report.file_name}: {_reasons_text(report)}.", report
         )
+    stage("storing", run.statement_fraction)
     _store_rows(run, kind, mapping, cfg, split_config, report, line_offset, digest)
+
+
+def _unknown() -> float | None:
+    return None
+
+
+def _no_stage(stage: str, fraction: Callable[[], float | None]) -> None:
+    return None
 
 
 def _reasons_text(report: IngestReport) -> str:

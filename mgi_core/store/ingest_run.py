@@ -29,6 +29,8 @@ from mgi_core.store import Store
 from mgi_core.store.ingest_reader import FileScan
 from mgi_core.store.ingest_settings import IngestSettings
 
+PROGRESS_AFTER_MS = 500  # DuckDB reports a statement's progress once it has run this long
+
 
 @dataclass
 class TempTables:
@@ -64,6 +66,12 @@ class IngestRun:
     base: int = 0
     rows: str = ""
 
+    def statement_fraction(self) -> float | None:
+        """How far the statement running on ``tx`` is, 0 to 1 (callable from another
+        thread); None when none runs or DuckDB cannot tell yet."""
+        percent = self.tx.query_progress()
+        return None if percent < 0 else min(1.0, percent / 100)
+
 
 @contextmanager
 def ingest_transaction(store: Store, scan: FileScan,
@@ -72,8 +80,10 @@ def ingest_transaction(store: Store, scan: FileScan,
     limit). Commits when the block ends (its temp tables dropped); any exception rolls
     everything back. The DuckDB settings changed are restored either way."""
     with IngestSettings(store.cursor(), memory_cap) as settings:
-        # Both passes rely on scans in file order.
-        settings.set(preserve_insertion_order=True)
+        # Both passes rely on scans in file order. DuckDB tracks each statement's progress
+        # (for IngestRun.statement_fraction) but prints nothing.
+        settings.set(preserve_insertion_order=True, enable_progress_bar=True,
+                     enable_progress_bar_print=False, progress_bar_time=PROGRESS_AFTER_MS)
         with store.transaction() as tx:
             run = IngestRun(tx, scan, settings)
             yield run
