@@ -265,10 +265,14 @@ def elapsed_s(started: datetime | float | None, now: float | None = None) -> flo
 
 @st.cache_resource(show_spinner="Checking the device…")
 def device_description() -> str:
-    """Where a job will run ('auto': CUDA → MPS → CPU), in words; imports torch once."""
+    """Where a job will run ('auto': CUDA → MPS → CPU) and how it embeds, in words; imports
+    torch once."""
     from mgi_core.encoder.device import choose_device
+    from mgi_core.encoder.fast import encode_path_here
 
-    return choose_device("auto").describe()
+    info = choose_device("auto")
+    embedding = encode_path_here(info.type, info.autocast_dtype)
+    return f"{info.describe()}; embedding: {embedding.describe()}"
 
 
 def current_job(store: Store) -> dict[str, Any] | None:

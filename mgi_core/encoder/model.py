@@ -18,12 +18,14 @@ from torch import nn
 
 from mgi_core.config import DEFAULT_BASE_MODEL
 from mgi_core.encoder.device import DeviceInfo, choose_device
+from mgi_core.encoder.fast import EncodePath, length_buckets
 from mgi_core.errors import EncoderLoadError
 
 log = logging.getLogger(__name__)
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 ProgressFn = Callable[[int, int], None]
+WINDOW_BATCHES = 32  # batches tokenized at once, then ordered by token length
 
 
 def resolve_model_source(spec: str) -> str:
@@ -97,10 +99,28 @@ class Encoder(nn.Module):
         )
         return {k: v.to(self.device_info.torch_device) for k, v in batch.items()}
 
+    def pad(self, token_ids: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
+        """``input_ids`` and ``attention_mask`` (b, longest), padded as the tokenizer pads."""
+        longest = max(len(t) for t in token_ids)
+        input_ids = torch.full((len(token_ids), longest), self.tokenizer.pad_token_id or 0)
+        mask = torch.zeros((len(token_ids), longest), dtype=torch.long)
+        left = getattr(self.tokenizer, "padding_side", "right") == "left"
+        for row, ids in enumerate(token_ids):
+            cols = slice(longest - len(ids), longest) if left else slice(0, len(ids))
+            input_ids[row, cols] = torch.as_tensor(ids)
+            mask[row, cols] = 1
+        device = self.device_info.torch_device
+        return {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
+
     def forward(self, texts: Sequence[str]) -> torch.Tensor:
-        batch = self.tokenize(texts)
+        return self.forward_tokens(self.tokenize(texts))
+
+    def forward_tokens(self, batch: dict[str, torch.Tensor],
+                       transformer: nn.Module | None = None) -> torch.Tensor:
+        """Mean-pooled vectors (b, d) of a tokenized, padded batch (on the device), by
+        ``transformer`` (default: this encoder's own)."""
         with self.device_info.autocast():
-            out = self.transformer(
+            out = (transformer or self.transformer)(
                 input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
             )
         return mean_pool(out.last_hidden_state.float(), batch["attention_mask"])
@@ -108,27 +128,43 @@ class Encoder(nn.Module):
     @torch.no_grad()
     def encode(self, texts: Sequence[str], batch_size: int = 64,
                progress: ProgressFn | None = None,
-               on_raw: Callable[[np.ndarray, torch.Tensor], None] | None = None) -> np.ndarray:
+               on_raw: Callable[[np.ndarray, torch.Tensor], None] | None = None,
+               path: EncodePath | None = None) -> np.ndarray:
         """Normalised embeddings, (n, d) float32, in the order of ``texts``.
 
-        Texts are sorted by length so each batch pads little; ``progress(done, total)`` is
-        called after every batch, ``on_raw(indices, raw_pooled)`` with the unnormalised
-        vectors (what the task heads take).
+        Texts are batched by token length (``length_buckets``) so each batch pads little:
+        the vectors equal one-at-a-time encoding up to float rounding. ``path`` picks the
+        precision (default: fp32, with the device's own autocast; the embed job passes
+        ``encode_path_here``'s choice: bf16 weights where the CPU computes in bf16).
+        ``progress(done, total)`` is called after every batch, ``on_raw(indices,
+        raw_pooled)`` with the unnormalised vectors (what the task heads take).
         """
+        path = path or EncodePath(self.device_info.type, None, self.device_info.autocast_dtype)
         was_training = self.training
         self.eval()
         n = len(texts)
         out = np.zeros((n, self.dim), dtype=np.float32)
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
-            vecs = self.forward([texts[i] for i in idx])
-            if on_raw is not None:
-                on_raw(idx, vecs)
-            vecs = torch.nn.functional.normalize(vecs, dim=-1)
-            out[idx] = vecs.cpu().numpy()
-            if progress is not None:
-                progress(min(start + batch_size, n), n)
+        # Characters order the whole set cheaply; token lengths order each window exactly,
+        # so only a window's token ids are held at once (bounded memory at 1M reviews).
+        by_chars = np.argsort([-len(t) for t in texts], kind="stable")
+        window = batch_size * WINDOW_BATCHES
+        done = 0
+        transformer = path.inference_copy(self.transformer)
+        for w_start in range(0, n, window):
+            w_idx = by_chars[w_start:w_start + window]
+            ids = self.tokenizer([texts[i] for i in w_idx], truncation=True,
+                                 max_length=self.max_length)["input_ids"]
+            for local in length_buckets([len(t) for t in ids], batch_size):
+                idx = w_idx[local]
+                batch = self.pad([ids[j] for j in local])
+                vecs = self.forward_tokens(batch, transformer)
+                if on_raw is not None:
+                    on_raw(idx, vecs)
+                vecs = torch.nn.functional.normalize(vecs.float(), dim=-1)
+                out[idx] = vecs.cpu().numpy()
+                done += len(idx)
+                if progress is not None:
+                    progress(done, n)
         self.train(was_training)
         return out
 

@@ -135,6 +135,7 @@ class HeadProbabilities:
 
 def run_job(run_dir: Path, should_stop: Callable[[], bool] | None = None) -> str:
     """Run the job described by ``run_dir/job.json``; return its final state."""
+    from mgi_core.encoder.fast import encode_path_here
     from mgi_core.encoder.model import load_encoder
     from mgi_core.encoder.train import TrainingCancelled
 
@@ -149,7 +150,10 @@ def run_job(run_dir: Path, should_stop: Callable[[], bool] | None = None) -> str
         snapshot = pd.read_parquet(files.snapshot)
         status.update(phase="loading encoder")
         encoder = load_encoder(config.base_model, config.max_seq_length, config.device)
-        status.update(device=encoder.device_info.describe())
+        info = encoder.device_info
+        embed_path = encode_path_here(info.type, info.autocast_dtype)
+        # Registration stores this line with the version: training and embedding precision.
+        status.update(device=f"{info.describe()}; embedding: {embed_path.describe()}")
         result_fields: dict[str, Any] = {}
         model = None
         if job["kind"] == "train":
@@ -165,12 +169,13 @@ def run_job(run_dir: Path, should_stop: Callable[[], bool] | None = None) -> str
 
         texts = snapshot["text"].astype(str).tolist()
         heads = HeadProbabilities(model if job["kind"] == "train" else None, len(texts))
-        vecs = encoder.encode(texts, config.embed_batch_size, progress, heads.collect)
+        vecs = encoder.encode(texts, config.embed_batch_size, progress, heads.collect,
+                              path=embed_path)
         review_ids = pa.array(snapshot["review_id"].astype("int64"))
         _write_vectors(files.review_embeddings, review_ids, "review_id", vecs)
         heads.write(files.head_probs, review_ids)
         items = item_vectors_from_reviews(
-            snapshot, vecs, lambda t: encoder.encode(t, config.embed_batch_size)
+            snapshot, vecs, lambda t: encoder.encode(t, config.embed_batch_size, path=embed_path)
         )
         _write_vectors(files.item_embeddings, pa.array(items["item_id"].astype(str)),
                        "item_id", np.stack(items["vector"].to_list()),
