@@ -322,6 +322,10 @@ def top_k(
         b = stop - start
         ex = _dense_rows(exclude, start, stop)
         masked = s if ex is None else np.where(ex, -np.inf, s)
+        fast = _top_k_by_block_bound(s, masked, ex, k, kk)
+        if fast is not None:
+            out[start:stop] = fast
+            continue
         # kth = the kk-th largest masked score. Everything strictly above it is in the list
         # (excluded items are -inf and never above); the remaining places go to the
         # lowest-index non-excluded items equal to it.
@@ -347,6 +351,42 @@ def top_k(
         key_index = np.where(pad, n_items, block)
         order = np.lexsort((key_index, -key_score, pad), axis=1)
         out[start:stop] = np.take_along_axis(block, order, axis=1)
+    return out
+
+
+_BLOCK = 128  # items per block for the block-max bound
+_MAX_CANDIDATES = 64  # per row on average; above it (many ties) the partition path is used
+
+
+def _top_k_by_block_bound(
+    s: np.ndarray, masked: np.ndarray, ex: np.ndarray | None, k: int, kk: int
+) -> np.ndarray | None:
+    """``top_k`` of one chunk by a block-max bound, or None when ties make it no faster.
+
+    The kk-th largest of a row's block maxima is a lower bound on the row's kk-th largest
+    score (kk distinct blocks each hold an item at least that large), so the list is among
+    the few items at or above it: one max-reduction and one comparison replace a partition
+    of the whole row, and only the candidates are sorted (score descending, item index
+    ascending: the module's tie rule). Rows of many tied scores (popularity) give many
+    candidates; then the caller's partition path runs instead.
+    """
+    b, n_items = s.shape
+    width = max(1, min(_BLOCK, n_items // kk))  # at least kk blocks
+    block_max = np.maximum.reduceat(masked, np.arange(0, n_items, width), axis=1)  # (b, m)
+    m = block_max.shape[1]
+    bound = np.partition(block_max, m - kk, axis=1)[:, m - kk]  # (b,)
+    candidate = masked >= bound[:, None]
+    if ex is not None:
+        candidate &= ~ex
+    rows, cols = np.nonzero(candidate)  # row-major
+    if rows.size > _MAX_CANDIDATES * b + 4 * k * b:
+        return None
+    order = np.lexsort((cols, -s[rows, cols], rows))
+    rows, cols = rows[order], cols[order]
+    slot = np.arange(rows.size) - np.searchsorted(rows, np.arange(b))[rows]
+    keep = slot < kk
+    out = np.full((b, k), -1, dtype=np.int64)
+    out[rows[keep], slot[keep]] = cols[keep]
     return out
 
 

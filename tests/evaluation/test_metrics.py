@@ -347,3 +347,21 @@ def test_evaluation_imports_stay_light() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == ""
+
+
+@pytest.mark.parametrize("kind", ["continuous", "few_values", "all_tied", "short_rows"])
+def test_top_k_block_bound_and_partition_paths_equal_the_argsort_rule(kind) -> None:
+    # The block-max fast path (continuous scores) and the partition path (many ties) must
+    # both give the head of a stable descending argsort with excluded items removed.
+    rng = np.random.default_rng(7)
+    n_users, n_items, k = 40, 700, 10
+    scores = {"continuous": rng.normal(size=(n_users, n_items)),
+              "few_values": rng.integers(0, 4, size=(n_users, n_items)).astype(float),
+              "all_tied": np.ones((n_users, n_items)),
+              "short_rows": rng.normal(size=(n_users, n_items))}[kind]
+    exclude = rng.random((n_users, n_items)) < (0.995 if kind == "short_rows" else 0.05)
+    got = top_k(scores, k, exclude)
+    for u in range(n_users):
+        order = [i for i in np.argsort(-scores[u], kind="stable") if not exclude[u, i]][:k]
+        assert list(got[u][: len(order)]) == order
+        assert (got[u][len(order):] == -1).all()
