@@ -2,7 +2,7 @@
 
     python bench/encode.py [--json] [--n 512] [--threads T] [--rounds 3] [--batch-size 64]
                            [--model bundled|PATH] [--max-length 256] [--data PATH]
-                           [--precision auto|fp32] [--no-fp32]
+                           [--precision auto|fp32] [--no-fp32] [--chunk 128]
 
 Same reviews (the first ``--n`` texts of ``--data``, default the shared Digital Music file),
 same model (default the bundled all-MiniLM-L6-v2), same max length (256, as the embed job
@@ -17,13 +17,16 @@ same process:
 - **ST**: ``SentenceTransformer(model).encode(texts, batch_size, normalize_embeddings=True)``
   in fp32, the reference for the cosines.
 
-The contenders take turns (interleaved rounds, the order alternating each round, after one
-warm-up pass each); the figure is the median over rounds. Printed: reviews/s of each, the
-ratio MGI / ST, ``min_cos`` and ``mean_cos`` of MGI's vectors against ST's fp32 vectors
-(every review), the achieved FLOP/s of MGI's path (useful FLOPs, counted on each review's
-real token count: 2 x params x tokens for the linear layers plus 4 x tokens² x d per layer
-for attention) against the machine's peak fp32 FLOP/s (cores x max GHz x FLOPs/cycle from
-the CPU flags), and the path used. Figures are reported, never asserted (exit status 0).
+The contenders take turns ``--chunk`` reviews at a time (each call embeds that chunk, sorted
+by length inside it; the order of turns alternates), after one warm-up pass each; a round
+sums each contender's turns over all N reviews and the figure is the median over rounds.
+Fine-grained turns matter on a shared machine whose load swings within a minute. Printed:
+reviews/s of each, the ratio MGI / ST, ``min_cos`` and ``mean_cos`` of MGI's vectors against
+ST's fp32 vectors (every review), the achieved FLOP/s of MGI's path (useful FLOPs, counted
+on each review's real token count: 2 x params x tokens for the linear layers plus 4 x
+tokens² x d per layer for attention) against the machine's peak fp32 FLOP/s (cores x max GHz
+x FLOPs/cycle from the CPU flags), and the path used. Figures are reported, never asserted
+(exit status 0).
 """
 
 from __future__ import annotations
@@ -123,11 +126,21 @@ def run(ns: argparse.Namespace) -> dict:
     seconds: dict[str, list[float]] = {k: [] for k in contenders}
     vectors: dict[str, np.ndarray] = {}
     names = list(contenders)
-    for r in range(ns.rounds):
-        for name in names if r % 2 == 0 else names[::-1]:
-            t0 = time.perf_counter()
-            vectors[name] = contenders[name](texts)
-            seconds[name].append(time.perf_counter() - t0)
+    chunk = ns.chunk or len(texts)
+    turn = 0
+    for _ in range(ns.rounds):
+        spent = dict.fromkeys(names, 0.0)
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in names}
+        for start in range(0, len(texts), chunk):
+            part = texts[start:start + chunk]
+            for name in names if turn % 2 == 0 else names[::-1]:
+                t0 = time.perf_counter()
+                parts[name].append(contenders[name](part))
+                spent[name] += time.perf_counter() - t0
+            turn += 1
+        for name in names:
+            seconds[name].append(spent[name])
+            vectors[name] = np.concatenate(parts[name])
     rate = {k: len(texts) / statistics.median(v) for k, v in seconds.items()}
     cos = np.sum(vectors["mgi"] * vectors["st"], axis=1) / (
         np.linalg.norm(vectors["mgi"], axis=1) * np.linalg.norm(vectors["st"], axis=1))
@@ -140,7 +153,7 @@ def run(ns: argparse.Namespace) -> dict:
         "n": len(texts), "threads": torch.get_num_threads(), "batch_size": ns.batch_size,
         "max_length": mgi.max_length, "model": ns.model, "path": path.describe(),
         "mean_tokens": float(np.mean(lengths)), "max_tokens": int(max(lengths)),
-        "rounds": ns.rounds,
+        "rounds": ns.rounds, "chunk": chunk,
         "mgi_reviews_per_s": round(rate["mgi"], 2), "st_reviews_per_s": round(rate["st"], 2),
         "ratio": round(rate["mgi"] / rate["st"], 3),
         "min_cos": float(cos.min()), "mean_cos": float(cos.mean()),
@@ -166,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved timed rounds")
     ap.add_argument("--batch-size", type=int, default=64, help="batch size of both paths")
+    ap.add_argument("--chunk", type=int, default=128,
+                    help="reviews per turn (0: all): the contenders take turns chunk by chunk, "
+                         "so a shared machine's changing load falls on all of them alike")
     ap.add_argument("--max-length", type=int, default=256, help="tokens per review")
     ap.add_argument("--model", default="bundled", help="'bundled' (MiniLM) or a model folder")
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="CSV with a 'text' column")
@@ -179,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"{out['n']} reviews (mean {out['mean_tokens']:.0f} tokens, max "
           f"{out['max_tokens']}), max length {out['max_length']}, batch {out['batch_size']}, "
-          f"{out['threads']} threads, {out['rounds']} interleaved rounds (median)")
+          f"{out['threads']} threads, {out['rounds']} rounds of turns of {out['chunk']} (median)")
     print(f"MGI ({out['path']}): {out['mgi_reviews_per_s']:.1f} reviews/s")
     if "mgi_fp32_reviews_per_s" in out:
         print(f"MGI (cpu fp32 + length buckets): {out['mgi_fp32_reviews_per_s']:.1f} reviews/s"
