@@ -6,8 +6,9 @@
 
 Same reviews (the first ``--n`` texts of ``--data``, default the shared Digital Music file),
 same model (default the bundled all-MiniLM-L6-v2), same max length (256, as the embed job
-uses), same batch size (64, ``TrainConfig.embed_batch_size``), same torch threads, in the
-same process:
+uses), same torch threads, in the same process; batch sizes: MGI gets the embed job's 64
+(``TrainConfig.embed_batch_size``, which its CPU path caps at 16), ST its default 32
+(``--st-batch-size``):
 
 - **MGI**: ``load_encoder(...).encode(texts, batch_size, path=encode_path_here("cpu"))``,
   what the embed job runs (``mgi_core.jobs.worker.run_job``): length buckets, and bf16
@@ -115,11 +116,11 @@ def run(ns: argparse.Namespace) -> dict:
 
     contenders = {
         "mgi": lambda t: mgi.encode(t, ns.batch_size, path=path),
-        "st": lambda t: st.encode(t, batch_size=ns.batch_size, normalize_embeddings=True,
+        "st": lambda t: st.encode(t, batch_size=ns.st_batch_size, normalize_embeddings=True,
                                   convert_to_numpy=True, show_progress_bar=False),
     }
-    if not ns.no_fp32 and path != EncodePath("cpu", None):
-        fp32 = EncodePath("cpu", None)
+    fp32 = EncodePath("cpu", None, max_batch=path.max_batch)
+    if not ns.no_fp32 and path != fp32:
         contenders["mgi_fp32"] = lambda t: mgi.encode(t, ns.batch_size, path=fp32)
     for fn in contenders.values():  # warm-up: weights, kernels, allocator
         fn(texts[: min(16, len(texts))])
@@ -150,7 +151,9 @@ def run(ns: argparse.Namespace) -> dict:
     peak = cpu_peak()
     achieved = flops * rate["mgi"] / len(texts)
     out = {
-        "n": len(texts), "threads": torch.get_num_threads(), "batch_size": ns.batch_size,
+        "n": len(texts), "threads": torch.get_num_threads(),
+        "batch_size": min(ns.batch_size, path.max_batch or ns.batch_size),
+        "st_batch_size": ns.st_batch_size,
         "max_length": mgi.max_length, "model": ns.model, "path": path.describe(),
         "mean_tokens": float(np.mean(lengths)), "max_tokens": int(max(lengths)),
         "rounds": ns.rounds, "chunk": chunk,
@@ -160,6 +163,9 @@ def run(ns: argparse.Namespace) -> dict:
         "mgi_gflops": round(achieved / 1e9, 2),
         "st_gflops": round(flops * rate["st"] / len(texts) / 1e9, 2),
         "peak_fp32_gflops": round(peak["peak_flops"] / 1e9, 1),
+        # avx512_bf16's dot product does two bf16 products per fp32 lane: twice the peak.
+        "peak_bf16_gflops": round(2 * peak["peak_flops"] / 1e9, 1) if peak["bf16_flags"]
+        else None,
         "mgi_fraction_of_fp32_peak": round(achieved / peak["peak_flops"], 3),
         "cpu": {k: v for k, v in peak.items() if k != "peak_flops"},
         "seconds": {k: [round(s, 3) for s in v] for k, v in seconds.items()},
@@ -178,7 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=512, help="reviews to embed (the first N)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved timed rounds")
-    ap.add_argument("--batch-size", type=int, default=64, help="batch size of both paths")
+    ap.add_argument("--batch-size", type=int, default=64,
+                    help="MGI's batch size (the embed job's; the path may cap it)")
+    ap.add_argument("--st-batch-size", type=int, default=32,
+                    help="SentenceTransformer.encode's batch size (its default: 32)")
     ap.add_argument("--chunk", type=int, default=128,
                     help="reviews per turn (0: all): the contenders take turns chunk by chunk, "
                          "so a shared machine's changing load falls on all of them alike")
@@ -194,11 +203,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(out))
         return 0
     print(f"{out['n']} reviews (mean {out['mean_tokens']:.0f} tokens, max "
-          f"{out['max_tokens']}), max length {out['max_length']}, batch {out['batch_size']}, "
+          f"{out['max_tokens']}), max length {out['max_length']}, batch MGI "
+          f"{out['batch_size']} / ST {out['st_batch_size']}, "
           f"{out['threads']} threads, {out['rounds']} rounds of turns of {out['chunk']} (median)")
     print(f"MGI ({out['path']}): {out['mgi_reviews_per_s']:.1f} reviews/s")
     if "mgi_fp32_reviews_per_s" in out:
-        print(f"MGI (cpu fp32 + length buckets): {out['mgi_fp32_reviews_per_s']:.1f} reviews/s"
+        print(f"MGI (fp32, same buckets): {out['mgi_fp32_reviews_per_s']:.1f} reviews/s"
               f" (ratio {out['fp32_ratio']:.2f}, min cos {out['fp32_min_cos']:.6f})")
     print(f"SentenceTransformer.encode (fp32): {out['st_reviews_per_s']:.1f} reviews/s")
     print(f"ratio MGI / ST: {out['ratio']:.2f}")
@@ -207,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"achieved: MGI {out['mgi_gflops']:.1f} GFLOP/s, ST {out['st_gflops']:.1f} GFLOP/s; "
           f"peak fp32 {out['peak_fp32_gflops']:.1f} GFLOP/s = {cpu['cores']} cores x "
           f"{cpu['ghz']} GHz x {cpu['flops_per_cycle']} FLOP/cycle ({cpu['isa']}; bf16 flags: "
-          f"{cpu['bf16_flags'] or 'none'}); MGI at {out['mgi_fraction_of_fp32_peak']:.1%}")
+          f"{cpu['bf16_flags'] or 'none'}); MGI at {out['mgi_fraction_of_fp32_peak']:.1%}"
+          + (f" (bf16 peak {out['peak_bf16_gflops']:.1f} GFLOP/s)"
+             if out["peak_bf16_gflops"] else ""))
     return 0
 
 

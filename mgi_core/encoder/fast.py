@@ -31,6 +31,9 @@ from torch import nn
 BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 # Set to 'fp32' to pin full precision (e.g. to reproduce vectors bit for bit).
 PRECISION_ENV = "MGI_ENCODE_PRECISION"
+# On a CPU, batches this small stay in cache: measured 20-30 % faster than 64 for MiniLM at
+# 256 tokens, in fp32 and in bf16 (2 AVX-512 cores).
+CPU_MAX_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class EncodePath:
     weights_dtype: torch.dtype | None
     autocast_dtype: torch.dtype | None = None
     buckets: bool = True
+    max_batch: int | None = None
 
     def describe(self) -> str:
         """In words, e.g. 'cpu bf16 weights + length buckets'."""
@@ -52,7 +56,8 @@ class EncodePath:
             precision = "bf16 autocast"
         else:
             precision = "fp32"
-        return f"{self.device_type} {precision}" + (" + length buckets" if self.buckets else "")
+        text = f"{self.device_type} {precision}" + (" + length buckets" if self.buckets else "")
+        return text + (f" of {self.max_batch}" if self.max_batch else "")
 
     def inference_copy(self, transformer: nn.Module) -> nn.Module:
         """``transformer`` itself (fp32), or a copy cast to ``weights_dtype`` (the original,
@@ -76,13 +81,15 @@ def choose_encode_path(device_type: str, cpu_flags: Iterable[str],
     Returns:
         On a CPU with native bf16 (``avx512_bf16`` / ``amx_bf16``): bf16 weights (faster
         than bf16 autocast, which casts every activation twice). Elsewhere fp32, or the
-        device's own autocast. Always length buckets.
+        device's own autocast. Always length buckets; on a CPU, batches of at most
+        ``CPU_MAX_BATCH`` (they stay in cache: 20-30 % faster than 64).
     """
+    cap = CPU_MAX_BATCH if device_type == "cpu" else None
     if precision == "fp32":
-        return EncodePath(device_type, None)
+        return EncodePath(device_type, None, max_batch=cap)
     if device_type == "cpu":
         native = bool(BF16_CPU_FLAGS & set(cpu_flags))
-        return EncodePath("cpu", torch.bfloat16 if native else None)
+        return EncodePath("cpu", torch.bfloat16 if native else None, max_batch=cap)
     return EncodePath(device_type, None, device_autocast)
 
 

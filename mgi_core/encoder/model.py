@@ -135,11 +135,13 @@ class Encoder(nn.Module):
         Texts are batched by token length (``length_buckets``) so each batch pads little:
         the vectors equal one-at-a-time encoding up to float rounding. ``path`` picks the
         precision (default: fp32, with the device's own autocast; the embed job passes
-        ``encode_path_here``'s choice: bf16 weights where the CPU computes in bf16).
+        ``encode_path_here``'s choice: bf16 weights where the CPU computes in bf16, and
+        batches capped at ``path.max_batch``).
         ``progress(done, total)`` is called after every batch, ``on_raw(indices,
         raw_pooled)`` with the unnormalised vectors (what the task heads take).
         """
         path = path or EncodePath(self.device_info.type, None, self.device_info.autocast_dtype)
+        batch_size = min(batch_size, path.max_batch or batch_size)
         was_training = self.training
         self.eval()
         n = len(texts)
