@@ -269,6 +269,19 @@ class FakeTerminal(io.StringIO):
         return True
 
 
+@pytest.fixture
+def quick_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The job's status file polled every 2 ms, so that a phase of a tiny model (a few
+    milliseconds) is seen on a busy machine too, as the default 0.2 s sees real ones."""
+    from mgi_core.progress import PolledProgress
+
+    class Quick(PolledProgress):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **{**kwargs, "interval": 0.002})
+
+    monkeypatch.setattr(cli, "PolledProgress", Quick)
+
+
 def _frames(text: str) -> list[str]:
     """Every redraw of every bar (lines end in '\\n', redraws start with '\\r')."""
     return [f.rstrip() for line in text.split("\n") for f in line.split("\r") if f.strip()]
@@ -341,7 +354,7 @@ def tiny_db(tmp_path: Path, snapshot) -> Path:
 
 
 def test_embed_on_a_terminal_shows_rate_and_eta(
-        tiny_db: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch,
+        tiny_db: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch, quick_polls: None,
         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(cli, "embed_config", lambda args: TrainConfig(
         base_model=str(tiny_bert), embed_max_seq_length=16, embed_batch_size=8))
@@ -360,7 +373,8 @@ def test_embed_on_a_terminal_shows_rate_and_eta(
 
 
 def test_train_on_a_terminal_shows_the_epoch_and_the_embedding(
-        tiny_db: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tiny_db: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch,
+        quick_polls: None) -> None:
     terminal = FakeTerminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     assert main(["train", "--dataset", "tiny", "--db", str(tiny_db), "--base-model",
