@@ -136,6 +136,8 @@ def build_user_profiles(
     head_probs: dict[str, tuple[list[str], np.ndarray]] | None = None,
     version: str = "",
     dataset: str = "",
+    corpus: CorpusFrequencies | None = None,
+    first_vector_row: int = 0,
 ) -> UserProfiles:
     """Profiles from train reviews.
 
@@ -145,6 +147,10 @@ def build_user_profiles(
         vectors: (n, d) normalised review embeddings of the version.
         head_probs: optional ``{'category': (labels, probs (n, n_labels)), 'subcategory': …}``
             from the version's heads, aligned with ``reviews``.
+        corpus: the keyword reference corpus (default: the texts of ``reviews``); a caller
+            that builds the profiles of a dataset in batches of users passes the frequencies
+            of all its train reviews, so that keywords do not depend on the batch.
+        first_vector_row: ``vector_row`` of the first vector (rows of earlier batches).
     """
     config = config or ProfileConfig()
     if "split" in reviews and (reviews["split"] != "train").any():
@@ -157,7 +163,7 @@ def build_user_profiles(
         -1.0,
         1.0,
     )
-    corpus = CorpusFrequencies(reviews["text"].astype(str))
+    corpus = corpus if corpus is not None else CorpusFrequencies(reviews["text"].astype(str))
     rows: list[dict] = []
     vecs: list[np.ndarray] = []
     last_liked: dict[str, np.ndarray] = {}
@@ -191,7 +197,7 @@ def build_user_profiles(
                 keywords=None,
                 review_ids=None,
                 cold=cold,
-                vector_row=len(vecs),
+                vector_row=first_vector_row + len(vecs),
             )
         )
         vecs.append(overall)
@@ -221,7 +227,7 @@ def build_user_profiles(
                         keywords=None,
                         review_ids=None,
                         cold=cold,
-                        vector_row=len(vecs),
+                        vector_row=first_vector_row + len(vecs),
                     )
                 )
                 vecs.append(_normalise((vectors[members] * weights[members, None]).sum(0)))
@@ -251,7 +257,7 @@ def build_user_profiles(
                         for r in review_ids[closest[: config.n_representative]]
                     ],
                     cold=cold,
-                    vector_row=len(vecs),
+                    vector_row=first_vector_row + len(vecs),
                 )
             )
             vecs.append(centroid)

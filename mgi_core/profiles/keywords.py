@@ -37,18 +37,27 @@ def tokenize(text: str) -> list[str]:
 
 
 class CorpusFrequencies:
-    """Term frequencies over a reference corpus (e.g. all train reviews of a dataset)."""
+    """Term frequencies over a reference corpus (e.g. all train reviews of a dataset).
 
-    def __init__(self, texts: Iterable[str]) -> None:
+    Built from ``texts`` and/or chunk by chunk with ``add`` (a large corpus is streamed).
+    """
+
+    def __init__(self, texts: Iterable[str] = ()) -> None:
         self.counts: Counter[str] = Counter()
-        n_terms = 0
-        n_docs = 0
+        self.n_terms = 0
+        self.n_docs = 0
+        self.add(texts)
+
+    def add(self, texts: Iterable[str]) -> None:
         for text in texts:
             toks = tokenize(text)
             self.counts.update(toks)
-            n_terms += len(toks)
-            n_docs += 1
-        self.mean_terms = n_terms / max(n_docs, 1)
+            self.n_terms += len(toks)
+            self.n_docs += 1
+
+    @property
+    def mean_terms(self) -> float:
+        return self.n_terms / max(self.n_docs, 1)
 
 
 def ctfidf_keywords(

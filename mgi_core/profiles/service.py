@@ -8,6 +8,7 @@ page before it reads). ``stored_profiles`` and ``load_profiles`` never write.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -17,12 +18,16 @@ from mgi_core.config import ProfileConfig
 from mgi_core.data.datasets import get_dataset
 from mgi_core.errors import UnknownUserError
 from mgi_core.profiles.builder import UserProfiles, build_user_profiles
+from mgi_core.profiles.keywords import CorpusFrequencies
 from mgi_core.store import Store
 from mgi_core.store import profiles as profile_store
-from mgi_core.store.embeddings import review_vectors
+from mgi_core.store.embeddings import embedding_dim, review_vectors
 from mgi_core.store.versions import get_version
 
 HEAD_TASKS = ("category", "subcategory")  # the heads whose probabilities profiles use
+
+
+PROFILE_BATCH_USERS = 2_000  # users whose reviews, vectors and profiles are in memory at once
 
 
 def _head_probs(
@@ -31,13 +36,14 @@ def _head_probs(
     dataset: str,
     review_ids: np.ndarray,
     heads: dict[str, list[str]] | None,
+    users: tuple[str, str] | None = None,
 ) -> dict[str, tuple[list[str], np.ndarray]]:
     """task -> (labels, (n_reviews, n_labels) probabilities in ``review_ids`` order)."""
     out = {}
     for task, labels in (heads or {}).items():
         if task not in HEAD_TASKS:
             continue
-        by_id = profile_store.head_probs(store, version, dataset, task)
+        by_id = profile_store.head_probs(store, version, dataset, task, users)
         if not by_id:
             continue
         probs = np.array(
@@ -48,14 +54,54 @@ def _head_probs(
 
 
 def load_train_embeddings(
-    store: Store, dataset: str, version: str
+    store: Store, dataset: str, version: str, users: tuple[str, str] | None = None
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """The dataset's train reviews and their ``version`` embeddings, row-aligned."""
+    """The dataset's train reviews and their ``version`` embeddings, row-aligned (only the
+    users from ``users[0]`` to ``users[1]`` when given)."""
     get_dataset(store, dataset)
-    reviews = profile_store.train_reviews(store, dataset)
-    ids, vecs = review_vectors(store, version, dataset, split="train")
+    reviews = profile_store.train_reviews(store, dataset, users)
+    ids, vecs = review_vectors(store, version, dataset, split="train", users=users)
     position = {int(r): k for k, r in enumerate(ids)}
     return reviews, vecs[[position[int(r)] for r in reviews["review_id"]]]
+
+
+def train_corpus(store: Store, dataset: str) -> CorpusFrequencies:
+    """Keyword frequencies over all train reviews of a dataset, read in chunks."""
+    corpus = CorpusFrequencies()
+    for texts in profile_store.train_texts(store, dataset):
+        corpus.add(texts)
+    return corpus
+
+
+def profile_batches(
+    store: Store,
+    dataset: str,
+    version: str,
+    config: ProfileConfig | None = None,
+    batch_users: int = PROFILE_BATCH_USERS,
+) -> Iterator[UserProfiles]:
+    """The profiles of every user of ``dataset`` under ``version``, ``batch_users`` users at
+    a time (in user order): each batch reads only its users' train reviews, embeddings and
+    head probabilities. ``vector_row`` numbers the vectors across batches, and keywords use
+    the frequencies of all train reviews, so the batches together equal one
+    ``build_user_profiles`` call on the whole dataset, whatever the batch size."""
+    if batch_users < 1:
+        raise ValueError(f"batch_users must be at least 1, got {batch_users}")
+    info = get_version(store, version)
+    heads = info.get("heads") or {}
+    get_dataset(store, dataset)
+    users = profile_store.train_users(store, dataset)
+    corpus = train_corpus(store, dataset)
+    first = 0
+    for start in range(0, len(users), batch_users):
+        span = (users[start], users[min(start + batch_users, len(users)) - 1])
+        reviews, vectors = load_train_embeddings(store, dataset, version, span)
+        probs = _head_probs(store, version, dataset, reviews["review_id"].to_numpy(), heads,
+                            span)
+        part = build_user_profiles(reviews, vectors, config, probs, version, dataset,
+                                   corpus=corpus, first_vector_row=first)
+        first += len(part.vectors)
+        yield part
 
 
 def compute_profiles(
@@ -65,12 +111,21 @@ def compute_profiles(
     config: ProfileConfig | None = None,
     embeddings: tuple[pd.DataFrame, np.ndarray] | None = None,
 ) -> UserProfiles:
-    """Profiles of every user of ``dataset`` under ``version`` (train reviews only)."""
-    info = get_version(store, version)
-    reviews, vectors = embeddings or load_train_embeddings(store, dataset, version)
-    heads = info.get("heads") or {}
-    probs = _head_probs(store, version, dataset, reviews["review_id"].to_numpy(), heads)
-    return build_user_profiles(reviews, vectors, config, probs, version, dataset)
+    """Profiles of every user of ``dataset`` under ``version`` (train reviews only), in
+    memory: from ``embeddings`` when given, else from the store in batches."""
+    if embeddings is not None:
+        info = get_version(store, version)
+        reviews, vectors = embeddings
+        heads = info.get("heads") or {}
+        probs = _head_probs(store, version, dataset, reviews["review_id"].to_numpy(), heads)
+        return build_user_profiles(reviews, vectors, config, probs, version, dataset)
+    parts = list(profile_batches(store, dataset, version, config))
+    d = embedding_dim(store, version, dataset)
+    rows = pd.concat([p.rows for p in parts], ignore_index=True) if parts else pd.DataFrame()
+    vectors = (np.concatenate([p.vectors for p in parts]) if parts
+               else np.zeros((0, d), np.float32))
+    last = {u: v for p in parts for u, v in p.last_liked.items()}
+    return UserProfiles(version, dataset, rows, vectors, last)
 
 
 def save_profiles(store: Store, profiles: UserProfiles) -> None:
@@ -80,10 +135,22 @@ def save_profiles(store: Store, profiles: UserProfiles) -> None:
     )
 
 
-def ensure_profiles(store: Store, dataset: str, version: str) -> None:
-    """Compute and store profiles once per (version, dataset); nothing when stored."""
-    if not profile_store.has_profiles(store, version, dataset):
-        save_profiles(store, compute_profiles(store, dataset, version))
+def ensure_profiles(
+    store: Store, dataset: str, version: str, batch_users: int = PROFILE_BATCH_USERS
+) -> None:
+    """Compute and store profiles once per (version, dataset); nothing when stored.
+
+    Built and written ``batch_users`` users at a time in one transaction: memory follows
+    the batch, and readers see the old profiles or all the new ones.
+    """
+    if profile_store.has_profiles(store, version, dataset):
+        return
+    d = embedding_dim(store, version, dataset)
+    profile_store.replace_profiles_in_batches(
+        store, version, dataset, d,
+        ((p.rows, p.vectors) for p in profile_batches(store, dataset, version,
+                                                      batch_users=batch_users)),
+    )
 
 
 def last_liked_vectors(

@@ -9,6 +9,7 @@ signals' names and stable: fusion weights are stored under them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,7 +18,7 @@ from mgi_core.profiles.builder import UserProfiles
 from mgi_core.ranking.interactions import Interactions
 from mgi_core.ranking.signals import DATA_NEEDS, SIGNALS, Signal
 from mgi_core.ranking.signals.collaborative import fit_mf, item_knn_similarity
-from mgi_core.ranking.signals.profile_index import ProfileIndex
+from mgi_core.ranking.signals.profile_index import ProfileIndex, StoredProfileIndex
 
 __all__ = [
     "ALL_FEATURES",
@@ -39,11 +40,14 @@ class FeatureContext:
 
     inter: Interactions
     item_vecs: np.ndarray | None  # (n_items, d), zero rows for items without a vector
-    profiles: UserProfiles | None
+    profiles: UserProfiles | StoredProfileIndex | None  # in memory, or read per batch
     seed: int = 0  # for signals that draw at random (MF)
-    profile_index: ProfileIndex | None = None  # ``profiles`` grouped by user and level
+    # ``profiles`` grouped by user and level; signals read ``profile_index.batch(users)``
+    profile_index: ProfileIndex | StoredProfileIndex | None = None
     signals: dict[str, Signal] = field(default_factory=dict)  # name -> fitted signal
-    review_vecs: dict[int, np.ndarray] = field(default_factory=dict)  # train review vectors
+    # review ids -> (their train vectors (n, d), texts), for a user's matching reviews;
+    # None without a version
+    review_lookup: Callable[[np.ndarray], tuple[np.ndarray, list[str]]] | None = None
 
     def provides(self, need: str) -> bool:
         """Whether a signal's ``need`` (a data need or a fitted signal's name) is here."""
@@ -55,7 +59,7 @@ class FeatureContext:
 def build_context(
     inter: Interactions,
     item_vecs: np.ndarray | None,
-    profiles: UserProfiles | None,
+    profiles: UserProfiles | StoredProfileIndex | None,
     with_mf: bool = True,
     seed: int = 0,
 ) -> FeatureContext:
@@ -69,7 +73,8 @@ def build_context(
         item_vecs=item_vecs,
         profiles=profiles,
         seed=seed,
-        profile_index=ProfileIndex(profiles) if profiles is not None else None,
+        profile_index=(None if profiles is None else profiles
+                       if isinstance(profiles, StoredProfileIndex) else ProfileIndex(profiles)),
     )
     for name, signal in SIGNALS.items():
         if name == "mf" and not with_mf:

@@ -21,7 +21,7 @@ class Interactions:
     users: np.ndarray  # (n_users,) user ids
     items: np.ndarray  # (n_items,) item ids
     train: sp.csr_matrix  # (n_users, n_items) 1 where the user reviewed the item in train
-    train_reviews: pd.DataFrame  # review_id, u, i, rating, ts, text (train split only)
+    train_reviews: pd.DataFrame  # review_id, u, i, rating, ts (train split only; no text)
     targets: dict[str, pd.DataFrame]  # split -> (u, i, review_id) for val and test
     item_l1: np.ndarray  # (n_items,) L1 of each item or None
     item_l2: np.ndarray

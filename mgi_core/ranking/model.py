@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
-from mgi_core.profiles.service import load_profiles, load_train_embeddings
+from mgi_core.profiles.service import load_profiles
 from mgi_core.ranking.features import FeatureContext, build_context
 from mgi_core.ranking.interactions import load_interactions
+from mgi_core.ranking.signals.profile_index import StoredProfileIndex
 from mgi_core.store import Store
-from mgi_core.store.embeddings import item_vectors
+from mgi_core.store.embeddings import item_vectors, review_vectors
+from mgi_core.store.profiles import has_profiles, review_texts
 from mgi_core.store.versions import get_version
 
 
@@ -31,17 +35,31 @@ def load_ranking_context(
 
     The version's user profiles are the stored ones (``user_profiles``; evaluation and the
     Profiles page store them first with ``ensure_profiles``, so they share one computation),
-    else computed in memory: loading never writes.
+    read from the store a window of users at a time (``StoredProfileIndex``); else computed
+    now in memory: loading never writes. A user's train review vectors and texts (the
+    reasons ``recommend`` gives) are read when asked for.
     """
     inter = load_interactions(store, dataset)
-    item_vecs = profiles = None
-    review_vecs: dict[int, np.ndarray] = {}
+    item_vecs = profiles = lookup = None
     if version is not None:
         get_version(store, version)
         item_vecs = aligned_item_vectors(store, dataset, version, inter.items)
-        reviews, vectors = load_train_embeddings(store, dataset, version)
-        profiles = load_profiles(store, dataset, version, embeddings=(reviews, vectors))
-        review_vecs = dict(zip(reviews["review_id"].astype(int), vectors, strict=True))
+        if has_profiles(store, version, dataset):
+            profiles = StoredProfileIndex(store, version, dataset, item_vecs.shape[1],
+                                          inter.users)
+        else:
+            profiles = load_profiles(store, dataset, version)
+        lookup = partial(_train_reviews_of, store, dataset, version)
     ctx = build_context(inter, item_vecs, profiles, with_mf=with_mf, seed=seed)
-    ctx.review_vecs = review_vecs
+    ctx.review_lookup = lookup
     return ctx
+
+
+def _train_reviews_of(store: Store, dataset: str, version: str,
+                      review_ids: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """(vectors (n, d), texts) of ``review_ids`` under ``version``, in the order given."""
+    ids, vectors = review_vectors(store, version, dataset, review_ids=review_ids)
+    texts = review_texts(store, dataset, review_ids)
+    at = {int(r): k for k, r in enumerate(ids)}
+    order = [at[int(r)] for r in review_ids]
+    return vectors[order], [texts.get(int(r), "") for r in review_ids]

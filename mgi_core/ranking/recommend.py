@@ -120,7 +120,9 @@ def recommend_with_context(
     total[exclude[0]] = -np.inf
     order = np.argsort(-total, kind="stable")[:k]
     reviews = inter.train_reviews[inter.train_reviews["u"] == u[0]]
-    review_vecs = _review_vectors(ctx, reviews)
+    review_vecs = texts = None
+    if ctx.review_lookup is not None and len(reviews):
+        review_vecs, texts = ctx.review_lookup(reviews["review_id"].to_numpy())
     recs = []
     for i in order:
         if not np.isfinite(total[i]):
@@ -140,7 +142,7 @@ def recommend_with_context(
                         "item_id": inter.items[int(row["i"])],
                         "rating": float(row["rating"]),
                         "similarity": float(sims[j]),
-                        "text": str(row["text"]),
+                        "text": str(texts[int(j)]),
                     }
                 )
         recs.append(
@@ -155,13 +157,6 @@ def recommend_with_context(
             )
         )
     return recs, cold
-
-
-def _review_vectors(ctx: FeatureContext, reviews) -> np.ndarray | None:
-    if not ctx.review_vecs:
-        return None
-    lookup = ctx.review_vecs
-    return np.stack([lookup[int(r)] for r in reviews["review_id"]]) if len(reviews) else None
 
 
 @dataclass

@@ -43,6 +43,20 @@ def _is_damage(exc: duckdb.Error) -> bool:
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<prog>.+?) \(PID (?P<pid>\d+)\)")
 
 
+DEFAULT_MEMORY_LIMIT = "1GB"
+
+
+def duckdb_memory_limit() -> str:
+    """DuckDB's memory limit: ``$MGI_DUCKDB_MEMORY`` (e.g. ``4GB``), else 1 GB.
+
+    DuckDB's own default is 80 % of the machine's memory, and it keeps what it reads in
+    its buffer pool up to that limit: a process that reads a million review vectors would
+    grow by their size. Under the limit DuckDB evicts cached blocks and spills large
+    sorts, joins and uncommitted writes to a temporary folder beside the database.
+    """
+    return os.environ.get("MGI_DUCKDB_MEMORY", "").strip() or DEFAULT_MEMORY_LIMIT
+
+
 def resolve_db_path(path: str | os.PathLike[str] | None = None) -> Path:
     """The database file to use: ``path`` if given, else ``$MGI_DB``, else data/mgi.duckdb."""
     if path:
@@ -87,7 +101,8 @@ class Store:
         if target != ":memory:" and not self.read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            return duckdb.connect(target, read_only=self.read_only)
+            return duckdb.connect(target, read_only=self.read_only,
+                                  config={"memory_limit": duckdb_memory_limit()})
         except duckdb.IOException as exc:
             msg = str(exc)
             holder = _LOCK_HOLDER.search(msg)
@@ -175,16 +190,24 @@ class Store:
             cur.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A cursor inside BEGIN … COMMIT; any exception rolls everything back."""
-        cur = self.cursor()
-        cur.execute("BEGIN TRANSACTION")
+    def transaction(self, own_cursor: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor inside BEGIN … COMMIT; any exception rolls everything back.
+
+        ``own_cursor``: a cursor of its own rather than this thread's, for a transaction
+        that interleaves with reads on this thread's cursor (they see committed data).
+        """
+        cur = self._conn.cursor() if own_cursor else self.cursor()
         try:
-            yield cur
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        cur.execute("COMMIT")
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+        finally:
+            if own_cursor:
+                cur.close()
 
     def close(self) -> None:
         self._conn.close()

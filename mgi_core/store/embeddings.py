@@ -8,6 +8,7 @@ Loaded in bulk from Parquet (Arrow fixed-size lists), never row by row.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
@@ -123,9 +124,12 @@ def embedded_datasets(store: Store) -> dict[str, list[str]]:
     return out
 
 
-def review_vectors(store: Store, version: str, dataset: str,
-                   split: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(review_ids (n,), vectors (n, d)) for a version on a dataset, optionally one split."""
+def review_vectors(store: Store, version: str, dataset: str, split: str | None = None,
+                   users: tuple[str, str] | None = None,
+                   review_ids: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(review_ids (n,), vectors (n, d)) for a version on a dataset, by review_id, read in
+    chunks: optionally one split, the users from ``users[0]`` to ``users[1]`` (inclusive),
+    or only the reviews in ``review_ids``."""
     d = embedding_dim(store, version, dataset)
     sql = (
         f"SELECT e.review_id, e.embedding FROM {review_table(d)} e "
@@ -136,6 +140,16 @@ def review_vectors(store: Store, version: str, dataset: str,
     if split is not None:
         sql += " AND r.split = ?"
         params.append(split)
+    if users is not None:
+        sql += " AND r.user_id BETWEEN ? AND ?"
+        params += [users[0], users[1]]
+    if review_ids is not None:
+        ids = [int(r) for r in review_ids]
+        if not ids:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, d), dtype=np.float32)
+        sql += (" AND e.review_id BETWEEN ? AND ? "
+                "AND e.review_id IN (SELECT unnest(?::BIGINT[]))")
+        params += [min(ids), max(ids), ids]
     with store.reader() as cur:
         return _read_ids_and_matrix(cur, sql + " ORDER BY e.review_id", params, "review_id", d)
 

@@ -10,7 +10,10 @@ Arrow (``profile_vectors``), never row by row.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import uuid
+
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,7 +21,8 @@ import pandas as pd
 import pyarrow as pa
 
 from mgi_core.store import Store
-from mgi_core.store.embeddings import _ids_and_matrix, vector_tables
+from mgi_core.store.embeddings import _read_ids_and_matrix, review_table, vector_tables
+from mgi_core.store.sql import quote_identifier
 
 # Columns of ``user_profiles`` after (version, dataset), in table order.
 PROFILE_COLUMNS = (
@@ -35,24 +39,92 @@ def profile_vector_table(d: int) -> str:
     return f"user_profile_vectors_{d}"
 
 
-def train_reviews(store: Store, dataset: str) -> pd.DataFrame:
-    """The train split of a dataset with item levels (l1, l2, l3), in review_id order."""
+def train_users(store: Store, dataset: str) -> list[str]:
+    """The users with train reviews in a dataset, sorted (byte order: Python's str order)."""
+    rows = store.cursor().execute(
+        "SELECT DISTINCT user_id FROM reviews WHERE dataset = ? AND split = 'train' "
+        "ORDER BY user_id",
+        [dataset],
+    ).fetchall()
+    return [u for (u,) in rows]
+
+
+def _user_range_sql(alias: str, users: tuple[str, str] | None) -> tuple[str, list[object]]:
+    if users is None:
+        return "", []
+    return f" AND {alias}.user_id BETWEEN ? AND ?", [users[0], users[1]]
+
+
+def train_reviews(
+    store: Store, dataset: str, users: tuple[str, str] | None = None
+) -> pd.DataFrame:
+    """The train split of a dataset with item levels (l1, l2, l3), in review_id order;
+    only the users from ``users[0]`` to ``users[1]`` (inclusive) when given."""
+    where, params = _user_range_sql("r", users)
     return store.cursor().execute(
-        """SELECT r.review_id, r.user_id, r.item_id, r.text, r.rating, r.ts, r.split,
+        f"""SELECT r.review_id, r.user_id, r.item_id, r.text, r.rating, r.ts, r.split,
                   i.l1, i.l2, i.l3
            FROM reviews r LEFT JOIN items i ON i.dataset = r.dataset AND i.item_id = r.item_id
-           WHERE r.dataset = ? AND r.split = 'train' ORDER BY r.review_id""",
-        [dataset],
+           WHERE r.dataset = ? AND r.split = 'train'{where} ORDER BY r.review_id""",
+        [dataset, *params],
     ).df()
 
 
-def head_probs(store: Store, version: str, dataset: str, task: str) -> dict[int, list[float]]:
+def train_texts(store: Store, dataset: str, chunk: int = 50_000) -> Iterator[list[str]]:
+    """The texts of a dataset's train reviews, ``chunk`` at a time (review_id order)."""
+    with store.reader() as cur:
+        reader = cur.sql(
+            "SELECT text FROM reviews WHERE dataset = ? AND split = 'train' ORDER BY review_id",
+            params=[dataset],
+        ).to_arrow_reader(chunk)
+        for batch in reader:
+            yield [t if t is not None else "None" for t in batch.column(0).to_pylist()]
+
+
+def last_liked_vectors(
+    store: Store, version: str, dataset: str, d: int, like_threshold: float,
+    users: tuple[str, str], only: Sequence[str] | None = None,
+) -> tuple[list[str], np.ndarray]:
+    """(user_ids, (n, d) vectors): the ``version`` embedding of each user's latest liked train
+    review (latest review when none is liked), for the users from ``users[0]`` to
+    ``users[1]`` (inclusive; only those in ``only`` when given), by user_id. Reviews are
+    ordered by time, missing times first, ties by review_id: the rule of
+    ``build_user_profiles``."""
+    where, params = "", [like_threshold, dataset, users[0], users[1]]
+    if only is not None:
+        where = " AND user_id IN (SELECT unnest(?::VARCHAR[]))"
+        params.append([str(u) for u in only])
+    sql = f"""
+        WITH last AS (
+            SELECT user_id,
+                   arg_max(review_id, (coalesce(rating >= ?, false),
+                                       coalesce(epoch_us(ts), -9223372036854775807),
+                                       review_id)) AS review_id
+            FROM reviews
+            WHERE dataset = ? AND split = 'train' AND user_id BETWEEN ? AND ?{where}
+            GROUP BY user_id)
+        SELECT last.user_id, e.embedding FROM last
+        JOIN {review_table(d)} e ON e.review_id = last.review_id
+        WHERE e.version = ? AND e.dataset = ?
+        ORDER BY last.user_id"""
+    params += [version, dataset]
+    with store.reader() as cur:
+        ids, vectors = _read_ids_and_matrix(cur, sql, params, "user_id", int(d))
+    return [str(u) for u in ids], vectors
+
+
+def head_probs(
+    store: Store, version: str, dataset: str, task: str, users: tuple[str, str] | None = None
+) -> dict[int, list[float]]:
     """review_id -> the ``task`` head's probabilities (in the order of the version's
-    ``heads[task]``) for the reviews ``version`` embedded in ``dataset``; empty when none."""
+    ``heads[task]``) for the reviews ``version`` embedded in ``dataset`` (of the users from
+    ``users[0]`` to ``users[1]`` when given); empty when none."""
+    where, params = _user_range_sql("r", users)
+    join = " JOIN reviews r ON r.review_id = h.review_id" if users is not None else ""
     rows = store.cursor().execute(
-        "SELECT review_id, probs FROM review_head_probs WHERE version = ? AND dataset = ? "
-        "AND task = ?",
-        [version, dataset, task],
+        f"SELECT h.review_id, h.probs FROM review_head_probs h{join} WHERE h.version = ? "
+        f"AND h.dataset = ? AND h.task = ?{where}",
+        [version, dataset, task, *params],
     ).fetchall()
     return {int(review_id): probs for review_id, probs in rows}
 
@@ -76,37 +148,116 @@ def replace_profiles(
             indexes ``vectors``.
         vectors: (m, d) profile vectors.
     """
-    d = int(vectors.shape[1])
+    replace_profiles_in_batches(store, version, dataset, int(vectors.shape[1]),
+                                [(rows, vectors)])
+
+
+STAGING_PREFIX = "_mgi_profiles_build_"  # + pid + "_" + token; one table pair per build
+
+
+def replace_profiles_in_batches(
+    store: Store, version: str, dataset: str, d: int,
+    batches: Iterable[tuple[pd.DataFrame, np.ndarray]],
+) -> int:
+    """Replace the stored profiles of (version, dataset), written one batch at a time.
+
+    Each batch is (rows with ``PROFILE_COLUMNS``, their vectors (m, d)), ``rows["vector_row"]``
+    numbering the vectors across all batches, ``vectors[j]`` being row ``vector_row`` = (rows
+    before this batch) + j. Batches are committed into a pair of staging tables of this
+    build, then moved into place by one transaction: readers see the old profiles or all
+    the new ones, never a part, and memory follows the batch (DuckDB holds an uncommitted
+    append in memory, so one transaction around every batch would hold all profiles).
+    The staging tables are dropped at the end, and those of builds whose process has died
+    on the next build. Returns the number of vectors.
+    """
     table = profile_vector_table(d)
-    frame = rows.loc[:, list(PROFILE_COLUMNS)].copy()
-    frame.insert(0, "dataset", dataset)
-    frame.insert(0, "version", version)
-    n = len(vectors)
-    vec_table = pa.table({
-        "version": pa.array([version] * n),
-        "dataset": pa.array([dataset] * n),
-        "vector_row": pa.array(np.arange(n, dtype=np.int64)),
-        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), d),
-    })
-    with store.transaction() as tx:
-        tx.execute(
-            f"""CREATE TABLE IF NOT EXISTS {table} (version VARCHAR NOT NULL,
-                dataset VARCHAR NOT NULL, vector_row BIGINT NOT NULL, vector FLOAT[{d}])"""
-        )
-        for t in ("user_profiles", table):
-            tx.execute(f"DELETE FROM {t} WHERE version = ? AND dataset = ?", [version, dataset])
-        tx.register("_mgi_profile_rows", frame)
-        tx.execute(
-            f"INSERT INTO user_profiles SELECT version, dataset, {', '.join(PROFILE_COLUMNS)} "
-            "FROM _mgi_profile_rows"
-        )
-        tx.unregister("_mgi_profile_rows")
-        tx.register("_mgi_profile_vecs", vec_table)
-        tx.execute(
-            f"INSERT INTO {table} SELECT version, dataset, vector_row, vector::FLOAT[{d}] "
-            "FROM _mgi_profile_vecs"
-        )
-        tx.unregister("_mgi_profile_vecs")
+    drop_stale_profile_builds(store)
+    stage = f"{STAGING_PREFIX}{os.getpid()}_{uuid.uuid4().hex[:12]}"
+    with store.reader() as cur:  # cursors of its own: ``batches`` reads on this thread's
+        cur.execute(f"CREATE TABLE {stage}_rows AS SELECT * FROM user_profiles LIMIT 0")
+        cur.execute(f"CREATE TABLE {stage}_vecs (vector_row BIGINT NOT NULL, "
+                    f"vector FLOAT[{d}])")
+    written = 0
+    try:
+        for rows, vectors in batches:
+            frame = rows.loc[:, list(PROFILE_COLUMNS)].copy()
+            frame.insert(0, "dataset", dataset)
+            frame.insert(0, "version", version)
+            n = len(vectors)
+            vec_table = pa.table({
+                "vector_row": pa.array(np.arange(written, written + n, dtype=np.int64)),
+                "vector": pa.FixedSizeListArray.from_arrays(
+                    pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1)), d),
+            })
+            with store.transaction(own_cursor=True) as tx:
+                tx.register("_mgi_profile_rows", frame)
+                tx.execute(f"INSERT INTO {stage}_rows SELECT * FROM _mgi_profile_rows")
+                tx.unregister("_mgi_profile_rows")
+                tx.register("_mgi_profile_vecs", vec_table)
+                tx.execute(f"INSERT INTO {stage}_vecs SELECT vector_row, vector::FLOAT[{d}] "
+                           "FROM _mgi_profile_vecs")
+                tx.unregister("_mgi_profile_vecs")
+            written += n
+        with store.transaction(own_cursor=True) as tx:
+            tx.execute(
+                f"""CREATE TABLE IF NOT EXISTS {table} (version VARCHAR NOT NULL,
+                    dataset VARCHAR NOT NULL, vector_row BIGINT NOT NULL, vector FLOAT[{d}])"""
+            )
+            for t in ("user_profiles", table):
+                tx.execute(f"DELETE FROM {t} WHERE version = ? AND dataset = ?",
+                           [version, dataset])
+            tx.execute(f"INSERT INTO user_profiles SELECT * FROM {stage}_rows "
+                       "ORDER BY vector_row")
+            tx.execute(f"INSERT INTO {table} SELECT ?, ?, vector_row, vector "
+                       f"FROM {stage}_vecs ORDER BY vector_row", [version, dataset])
+    finally:
+        with store.reader() as cur:
+            for suffix in ("_rows", "_vecs"):
+                cur.execute(f"DROP TABLE IF EXISTS {stage}{suffix}")
+    return written
+
+
+def drop_stale_profile_builds(store: Store) -> list[str]:
+    """Drop the staging tables of profile builds whose process has ended (killed mid-way)."""
+    with store.reader() as cur:
+        names = cur.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND starts_with(table_name, ?)", [STAGING_PREFIX]
+        ).fetchall()
+    dropped = []
+    for (name,) in names:
+        pid = name[len(STAGING_PREFIX):].split("_", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            with store.reader() as cur:
+                cur.execute(f"DROP TABLE IF EXISTS {quote_identifier(name)}")
+            dropped.append(name)
+    return dropped
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def profile_levels(
+    store: Store, version: str, dataset: str, users: tuple[str, str],
+    only: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """The stored profile rows ranking reads (user_id, level, key, affinity, vector_row) of
+    the users from ``users[0]`` to ``users[1]`` (inclusive; only those in ``only`` when
+    given), by vector_row."""
+    sql = ("SELECT user_id, level, key, affinity, vector_row FROM user_profiles "
+           "WHERE version = ? AND dataset = ? AND user_id BETWEEN ? AND ?")
+    params: list[object] = [version, dataset, users[0], users[1]]
+    if only is not None:
+        sql += " AND user_id IN (SELECT unnest(?::VARCHAR[]))"
+        params.append([str(u) for u in only])
+    return store.cursor().execute(sql + " ORDER BY vector_row", params).df()
 
 
 def profile_rows(store: Store, version: str, dataset: str) -> pd.DataFrame:
@@ -149,9 +300,12 @@ def profile_review_texts(
 def profile_vectors(
     store: Store, version: str, dataset: str, d: int,
     vector_rows: Sequence[int] | None = None,
+    between: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(vector_rows (n,), vectors (n, d)) of the stored profile vectors of (version, dataset),
-    in vector_row order: all of them, or those in ``vector_rows``. Empty when none is stored."""
+    in vector_row order: all of them, those in ``vector_rows``, or those from ``between[0]``
+    to ``between[1]`` (inclusive; rows are stored in order, so a range skips the rest of the
+    table). Read in chunks into one array. Empty when none is stored."""
     table = profile_vector_table(d)
     if table not in vector_tables(store.cursor()) or (vector_rows is not None
                                                        and not len(vector_rows)):
@@ -160,11 +314,15 @@ def profile_vectors(
            "WHERE version = ? AND dataset = ?")
     params: list[object] = [version, dataset]
     if vector_rows is not None:
-        sql += " AND list_contains(?, vector_row)"
-        params.append([int(r) for r in vector_rows])
+        sql += (" AND vector_row BETWEEN ? AND ? "
+                "AND vector_row IN (SELECT unnest(?::BIGINT[]))")
+        params += [int(min(vector_rows)), int(max(vector_rows)), [int(r) for r in vector_rows]]
+    if between is not None:
+        sql += " AND vector_row BETWEEN ? AND ?"
+        params += [int(between[0]), int(between[1])]
     with store.reader() as cur:
-        arrow = cur.sql(sql + " ORDER BY vector_row", params=params).to_arrow_table()
-    return _ids_and_matrix(arrow, "vector_row", int(d))
+        return _read_ids_and_matrix(cur, sql + " ORDER BY vector_row", params, "vector_row",
+                                    int(d))
 
 
 # ---------------------------------------------------------------- what user models read
@@ -187,10 +345,23 @@ def item_titles(store: Store, dataset: str) -> dict[str, str | None]:
 
 def interaction_reviews(store: Store, dataset: str) -> pd.DataFrame:
     """Every review of a dataset (every split), each user's in time order (no time first,
-    then file order): columns review_id, user_id, item_id, rating, ts, split, row_number,
-    text."""
+    then file order): columns review_id, user_id, item_id, rating, ts, split, row_number.
+    No text: at a million reviews the texts alone take gigabytes (``review_texts``)."""
     return store.cursor().execute(
-        """SELECT review_id, user_id, item_id, rating, ts, split, row_number, text
+        """SELECT review_id, user_id, item_id, rating, ts, split, row_number
            FROM reviews WHERE dataset = ? ORDER BY user_id, ts NULLS FIRST, row_number""",
         [dataset],
     ).df()
+
+
+def review_texts(store: Store, dataset: str, review_ids: Sequence[int]) -> dict[int, str]:
+    """review_id -> text of the given reviews of a dataset."""
+    if not len(review_ids):
+        return {}
+    ids = [int(r) for r in review_ids]
+    rows = store.cursor().execute(
+        "SELECT review_id, text FROM reviews WHERE dataset = ? AND review_id BETWEEN ? AND ? "
+        "AND review_id IN (SELECT unnest(?::BIGINT[]))",
+        [dataset, min(ids), max(ids), ids],
+    ).fetchall()
+    return {int(r): t for r, t in rows}

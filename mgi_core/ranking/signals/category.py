@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mgi_core.ranking.signals.base import Signal
-from mgi_core.ranking.signals.profile_index import ProfileIndex
+from mgi_core.ranking.signals.profile_index import ProfileIndex, StoredProfileIndex
 
 if TYPE_CHECKING:
     from mgi_core.ranking.features import FeatureContext
@@ -20,7 +20,7 @@ class CategoryAffinity(Signal):
     level: str  # "l1" | "l2"
 
     def fit(self, context: FeatureContext) -> CategoryAffinity:
-        self.index: ProfileIndex = context.profile_index
+        self.index: ProfileIndex | StoredProfileIndex = context.profile_index
         self.user_ids = context.inter.users
         inter = context.inter
         self.item_keys = inter.item_l1 if self.level == "l1" else inter.item_l2  # (n_items,)
@@ -28,8 +28,9 @@ class CategoryAffinity(Signal):
 
     def score(self, users: np.ndarray) -> np.ndarray:
         out = np.zeros((len(users), len(self.item_keys)))
+        index = self.index.batch(self.user_ids[users])  # these users' profiles, in memory
         for k, u in enumerate(users):
-            levels = self.index.levels(self.user_ids[u])
+            levels = index.levels(self.user_ids[u])
             if levels is not None and self.level in levels:
                 rows = levels[self.level]
                 cols = rows.item_columns(self.item_keys)

@@ -13,7 +13,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mgi_core.ranking.signals.base import Signal
-from mgi_core.ranking.signals.profile_index import ProfileIndex, ProfileLevel
+from mgi_core.ranking.signals.profile_index import (
+    ProfileIndex,
+    ProfileLevel,
+    StoredProfileIndex,
+)
 
 if TYPE_CHECKING:
     from mgi_core.ranking.features import FeatureContext
@@ -26,21 +30,24 @@ class ContentSignal(Signal):
 
     def fit(self, context: FeatureContext) -> ContentSignal:
         self.item_vecs = context.item_vecs  # (n_items, d)
-        self.index: ProfileIndex = context.profile_index
+        self.index: ProfileIndex | StoredProfileIndex = context.profile_index
         self.user_ids = context.inter.users
         return self
 
     def score(self, users: np.ndarray) -> np.ndarray:
         out = np.zeros((len(users), len(self.item_vecs)))
+        index = self.index.batch(self.user_ids[users])  # these users' profiles, in memory
         for k, u in enumerate(users):
-            levels = self.index.levels(self.user_ids[u])
+            levels = index.levels(self.user_ids[u])
             if levels is not None:
-                self.score_user(out[k], self.user_ids[u], levels)
+                self.score_user(out[k], self.user_ids[u], levels, index)
         return out
 
     @abstractmethod
-    def score_user(self, row: np.ndarray, user_id: str, levels: dict[str, ProfileLevel]) -> None:
-        """Write one user's scores into ``row`` (n_items,), zeros on entry."""
+    def score_user(self, row: np.ndarray, user_id: str, levels: dict[str, ProfileLevel],
+                   index: ProfileIndex) -> None:
+        """Write one user's scores into ``row`` (n_items,), zeros on entry; ``levels`` are
+        the user's rows in ``index``."""
 
 
 class Content(ContentSignal):
@@ -49,8 +56,9 @@ class Content(ContentSignal):
     name = "content"
     granularity = "overall"
 
-    def score_user(self, row: np.ndarray, user_id: str, levels: dict[str, ProfileLevel]) -> None:
-        overall = self.index.profiles.vectors[levels["overall"].vector_rows[0]]  # (d,)
+    def score_user(self, row: np.ndarray, user_id: str, levels: dict[str, ProfileLevel],
+                   index: ProfileIndex) -> None:
+        overall = index.vectors(levels["overall"])[0]  # (d,)
         row[:] = self.item_vecs @ overall
 
 
@@ -60,8 +68,11 @@ class ContentLast(ContentSignal):
     name = "content_last"
     granularity = "fine"
 
-    def score_user(self, row: np.ndarray, user_id: str, levels: dict[str, ProfileLevel]) -> None:
-        row[:] = self.item_vecs @ self.index.profiles.last_liked[user_id]
+    def score_user(self, row: np.ndarray, user_id: str, levels: dict[str, ProfileLevel],
+                   index: ProfileIndex) -> None:
+        last = index.last_liked(user_id)
+        if last is not None:
+            row[:] = self.item_vecs @ last
 
 
 class ContentInterest(ContentSignal):
@@ -70,9 +81,10 @@ class ContentInterest(ContentSignal):
     name = "content_interest"
     granularity = "fine"
 
-    def score_user(self, row: np.ndarray, user_id: str, levels: dict[str, ProfileLevel]) -> None:
+    def score_user(self, row: np.ndarray, user_id: str, levels: dict[str, ProfileLevel],
+                   index: ProfileIndex) -> None:
         if "interest" in levels:
-            centroids = self.index.vectors(levels["interest"])  # (n_interests, d)
+            centroids = index.vectors(levels["interest"])  # (n_interests, d)
             row[:] = (self.item_vecs @ centroids.T).max(axis=1)
 
 
@@ -87,9 +99,10 @@ class ContentCategory(ContentSignal):
         self.item_l1 = context.inter.item_l1
         return self
 
-    def score_user(self, row: np.ndarray, user_id: str, levels: dict[str, ProfileLevel]) -> None:
+    def score_user(self, row: np.ndarray, user_id: str, levels: dict[str, ProfileLevel],
+                   index: ProfileIndex) -> None:
         if "l1" in levels:
             cols = levels["l1"].item_columns(self.item_l1)
             has = cols >= 0
-            sims = self.item_vecs @ self.index.vectors(levels["l1"]).T  # (n_items, n_cat)
+            sims = self.item_vecs @ index.vectors(levels["l1"]).T  # (n_items, n_cat)
             row[has] = sims[has, cols[has]]
