@@ -48,6 +48,7 @@ class FeatureContext:
     # review ids -> (their train vectors (n, d), texts), for a user's matching reviews;
     # None without a version
     review_lookup: Callable[[np.ndarray], tuple[np.ndarray, list[str]]] | None = None
+    with_mf: bool = True  # False: MF was left out when fitting (``build_context``)
 
     def provides(self, need: str) -> bool:
         """Whether a signal's ``need`` (a data need or a fitted signal's name) is here."""
@@ -75,6 +76,7 @@ def build_context(
         seed=seed,
         profile_index=(None if profiles is None else profiles
                        if isinstance(profiles, StoredProfileIndex) else ProfileIndex(profiles)),
+        with_mf=with_mf,
     )
     for name, signal in SIGNALS.items():
         if name == "mf" and not with_mf:

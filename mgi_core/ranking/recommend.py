@@ -176,17 +176,26 @@ class Recommender:
 
     @classmethod
     def load(
-        cls, store: Store, dataset: str, version: str, scorer: str = "mgi_hybrid"
+        cls, store: Store, dataset: str, version: str, scorer: str = "mgi_hybrid",
+        context: FeatureContext | None = None,
     ) -> Recommender:
         """Fit the ranking context for (dataset, version) and ``scorer``'s fusion weights.
 
+        ``context``: a context already fitted for (dataset, version) (``load_ranking_context``
+        with MF when the scorer uses it), shared by the recommenders of several scorers so
+        that a large dataset is fitted once.
+
         Raises:
-            ConfigError: ``scorer`` is not one of ``SCORERS``.
+            ConfigError: ``scorer`` is not one of ``SCORERS``, or ``context`` lacks MF that
+                the scorer needs.
         """
         if scorer not in SCORERS:
             raise ConfigError(f"Unknown scorer {scorer!r}; choose one of {', '.join(SCORERS)}.")
         spec = SCORERS[scorer]
-        ctx = load_ranking_context(store, dataset, version, with_mf="mf" in spec.features)
+        if context is not None and "mf" in spec.features and not context.with_mf:
+            raise ConfigError(f"The context was fitted without MF, which {scorer} uses.")
+        ctx = context or load_ranking_context(store, dataset, version,
+                                              with_mf="mf" in spec.features)
         weights = fusion_weights(store, dataset, version, scorer)
         if weights is None:
             weights = spec.fixed_weights or (

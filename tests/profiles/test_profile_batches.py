@@ -18,6 +18,7 @@ from mgi_core.profiles.builder import UserProfiles
 from mgi_core.ranking.features import build_context, compute_features
 from mgi_core.ranking.model import load_ranking_context
 from mgi_core.ranking.signals import SIGNALS
+from mgi_core.ranking.signals import profile_index
 from mgi_core.ranking.signals.profile_index import StoredProfileIndex
 from mgi_core.store import profiles as profile_store
 from tests.fake_encoder import register_fake_version
@@ -129,8 +130,11 @@ def test_last_liked_vectors_in_sql_follow_the_builders_rule(store, tmp_path) -> 
         np.testing.assert_array_equal(vector, want[user], err_msg=user)
 
 
-@pytest.mark.parametrize("window", [1, 5])
-def test_ranking_reads_stored_profiles_a_window_at_a_time(demo, window) -> None:
+@pytest.mark.parametrize(("window", "few"), [(1, 0), (5, 0), (5, 16)])
+def test_ranking_reads_stored_profiles_a_window_at_a_time(demo, window, few,
+                                                           monkeypatch) -> None:
+    # few = 0: every batch reads a window; 16: batches of 4 read those users only.
+    monkeypatch.setattr(profile_index, "FEW_USERS", few)
     service.ensure_profiles(demo, "demo", "fake", batch_users=6)
     ctx = load_ranking_context(demo, "demo", "fake", with_mf=False)
     assert isinstance(ctx.profile_index, StoredProfileIndex)
@@ -146,6 +150,8 @@ def test_ranking_reads_stored_profiles_a_window_at_a_time(demo, window) -> None:
             np.testing.assert_array_equal(got[name], want[name], err_msg=name)
         held = ctx.profile_index.batch(ctx.inter.users[batch])
         assert len(held.profiles.last_liked) <= max(window, len(batch))  # window respected
+        if few:
+            assert set(held.profiles.rows["user_id"]) <= set(ctx.inter.users[batch])
     # Users scattered over the whole range: only they are read, not everyone between them.
     scattered = users[::7]
     held = ctx.profile_index.batch(ctx.inter.users[scattered])

@@ -118,6 +118,19 @@ def test_a_loaded_recommender_ranks_every_user_like_recommend(fake_store) -> Non
     with pytest.raises(ConfigError, match="Unknown scorer 'best'"):
         Recommender.load(fake_store, "toy", "fake", "best")
 
+
+def test_recommenders_of_several_scorers_share_one_fitted_context(fake_store) -> None:
+    ctx = load_ranking_context(fake_store, "toy", "fake", with_mf=True)
+    for scorer in ("untuned_hybrid", "popularity", "mf"):
+        shared = Recommender.load(fake_store, "toy", "fake", scorer, context=ctx)
+        assert shared.ctx is ctx
+        alone = Recommender.load(fake_store, "toy", "fake", scorer)
+        for user in ("a", "b", "c", "d"):
+            assert shared.recommend(user, 3) == alone.recommend(user, 3)
+    without_mf = load_ranking_context(fake_store, "toy", "fake", with_mf=False)
+    with pytest.raises(ConfigError, match="without MF"):
+        Recommender.load(fake_store, "toy", "fake", "mgi_hybrid", context=without_mf)
+
 def test_evaluate_stores_paired_per_user_metrics_and_compares(fake_store) -> None:
     result = evaluate(fake_store, "toy", "fake", ("popularity", "content", "content_hybrid"))
     summary = result.summary()

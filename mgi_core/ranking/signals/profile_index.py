@@ -21,6 +21,9 @@ from mgi_core.store import Store
 from mgi_core.store import profiles as profile_store
 
 
+FEW_USERS = 16  # batches of at most this many users read those users only, no window
+
+
 @dataclass(frozen=True)
 class ProfileLevel:
     """One user's rows at one level (overall | l1 | l2 | interest), in stored row order."""
@@ -93,7 +96,8 @@ class StoredProfileIndex:
         self.like_threshold = (config or ProfileConfig()).like_threshold
         self.window = max(1, int(window))
         self._lock = threading.Lock()
-        self._cached: tuple[str, str, ProfileIndex] | None = None
+        # (span, (), index) for a window, ("only", ids, index) for those users only
+        self._cached: tuple[object, tuple[str, ...], ProfileIndex] | None = None
 
     def batch(self, user_ids: np.ndarray) -> ProfileIndex:
         ids = sorted({str(u) for u in user_ids})
@@ -102,16 +106,21 @@ class StoredProfileIndex:
         lo, hi = ids[0], ids[-1]
         with self._lock:
             cached = self._cached
-            if cached is not None and cached[0] <= lo and hi <= cached[1]:
+            if cached is not None and (cached[1] == tuple(ids) if cached[0] == "only"
+                                       else cached[0][0] <= lo and hi <= cached[0][1]):
                 return cached[2]
             start = int(np.searchsorted(self.users, lo))
             stop = int(np.searchsorted(self.users, hi, side="right"))
-            if stop - start > max(self.window, 2 * len(ids)):  # scattered: those users only
-                return ProfileIndex(self._load((lo, hi), only=ids))
+            # A few users (one user's recommendations, a page's lists), or users scattered
+            # over many others: those users only. Else a window of consecutive users.
+            if len(ids) <= FEW_USERS or stop - start > max(self.window, 2 * len(ids)):
+                index = ProfileIndex(self._load((lo, hi), only=ids))
+                self._cached = ("only", tuple(ids), index)
+                return index
             stop = max(stop, start + self.window)
             span = (lo, str(self.users[min(stop, len(self.users)) - 1]))
             index = ProfileIndex(self._load(span))
-            self._cached = (span[0], span[1], index)
+            self._cached = (span, (), index)
             return index
 
     def _load(self, span: tuple[str, str], only: list[str] | None = None) -> UserProfiles:
