@@ -17,8 +17,7 @@ from mgi_core.profiles import service
 from mgi_core.profiles.builder import UserProfiles
 from mgi_core.ranking.features import build_context, compute_features
 from mgi_core.ranking.model import load_ranking_context
-from mgi_core.ranking.signals import SIGNALS
-from mgi_core.ranking.signals import profile_index
+from mgi_core.ranking.signals import SIGNALS, profile_index
 from mgi_core.ranking.signals.profile_index import StoredProfileIndex
 from mgi_core.store import profiles as profile_store
 from tests.fake_encoder import register_fake_version

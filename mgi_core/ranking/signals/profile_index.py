@@ -20,7 +20,6 @@ from mgi_core.profiles.builder import UserProfiles
 from mgi_core.store import Store
 from mgi_core.store import profiles as profile_store
 
-
 FEW_USERS = 16  # batches of at most this many users read those users only, no window
 
 
