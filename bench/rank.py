@@ -3,7 +3,7 @@
     python bench/rank.py [--json] [--users 100000] [--items 50000] [--dim 384]
                          [--batch B] [--sample 200] [--seed 0] [--quick]
                          [--threads N] [--loop-threads N]
-                         [--only mgi|mgi_threshold|duckdb|numpy_loop ...]
+                         [--only mgi|duckdb|numpy_loop ...]
 
 Data (synthetic, seeded, the same in every worker): ``--users`` user vectors and ``--items``
 item vectors, float32, ``--dim`` wide, L2-normalised (so cosine = dot product), and a
@@ -18,10 +18,9 @@ Four paths, each in its own worker process so that its peak memory is its own:
    into one reused buffer, then ``mgi_core.evaluation.metrics.top_k(scores, 10, seen)``:
    seen items excluded, partition-based selection of the 10 best, those 10 sorted (score
    descending, lower item index first on ties). Every user is ranked; the time is measured.
-   ``mgi_threshold``: the same batches with ``select_top_k_threshold`` in place of
-   ``top_k`` (the same lists, tested equal; a candidate implementation for ``top_k``):
-   the k-th largest of the row's block maxima bounds the k-th score from below, so only
-   the few items at or above it are sorted instead of partitioning every row.
+   ``top_k`` bounds each row's k-th score from below by the k-th largest of its block
+   maxima, so only the few items at or above it are sorted instead of partitioning every
+   row (the ``mgi_threshold`` path of earlier runs, now ``top_k`` itself).
 2. ``duckdb``: one query per user over an in-memory DuckDB table ``items(item INTEGER, vec
    FLOAT[dim])`` with the core ``array_cosine_similarity`` (no extension), the user's seen
    items excluded, ``ORDER BY sim DESC, item LIMIT 10``. ``--sample`` users are timed and
@@ -69,8 +68,8 @@ TIE_TOLERANCE = 1e-5  # float32 cosines from different kernels agree to ~1e-7
 TARGET_SECONDS = 60.0
 DEFAULTS = {"users": 100_000, "items": 50_000, "dim": 384}
 QUICK = {"users": 10_000, "items": 5_000, "dim": 384}
-PATHS = ("mgi", "mgi_threshold", "duckdb", "numpy_loop")
-MGI_PATHS = {"mgi": "top_k", "mgi_threshold": "threshold"}
+PATHS = ("mgi", "duckdb", "numpy_loop")
+MGI_PATHS = ("mgi",)
 RESULT_TAG = "BENCH-RESULT "
 MIB = 1024 * 1024
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
@@ -178,48 +177,7 @@ def default_batch(n_items: int, budget_bytes: int = BATCH_BYTES) -> int:
 
 
 # -- the three paths ------------------------------------------------------------------------
-def select_top_k_threshold(scores, seen, k: int = K, block: int = 128):
-    """Exact top-``k`` per row by a block-max threshold, the same lists as ``top_k``.
-
-    The k-th largest of the rows' block maxima is a lower bound on the row's k-th largest
-    score (k distinct blocks each hold an element at least that large), so every item of
-    the top ``k`` is among the few items at or above it (about ``k`` for continuous
-    scores): one max-reduction, one comparison and a sort of the candidates replace a
-    partition of the whole row. Candidates are sorted by score descending, then item index
-    ascending: ``top_k``'s tie rule.
-
-    Args:
-        scores: (b, n_items) float32, finite; the seen items are set to -inf in place.
-        seen: (b, n_items) bool CSR, the items never returned.
-        k: list length.
-        block: items per block.
-
-    Returns:
-        (b, k) int64 item indices, best first, -1 where a row has fewer than ``k`` items
-        left (an item scored -inf counts as excluded).
-    """
-    import numpy as np
-
-    b, n_items = scores.shape
-    scores[np.repeat(np.arange(b), np.diff(seen.indptr)), seen.indices] = -np.inf
-    block = max(1, min(block, n_items // k))  # at least k blocks
-    block_max = np.maximum.reduceat(scores, np.arange(0, n_items, block), axis=1)  # (b, m)
-    kk = min(k, block_max.shape[1])
-    bound = np.partition(block_max, block_max.shape[1] - kk, axis=1)[:, -kk]  # (b,)
-    rows, cols = np.nonzero(scores >= bound[:, None])
-    vals = scores[rows, cols]
-    live = vals > -np.inf
-    rows, cols, vals = rows[live], cols[live], vals[live]
-    order = np.lexsort((cols, -vals, rows))
-    rows, cols = rows[order], cols[order]
-    slot = np.arange(rows.size) - np.searchsorted(rows, np.arange(b))[rows]
-    keep = slot < k
-    out = np.full((b, k), -1, dtype=np.int64)
-    out[rows[keep], slot[keep]] = cols[keep]
-    return out
-
-
-def rank_mgi(users, items, seen, batch: int, select: str = "top_k") -> tuple[Any, dict]:
+def rank_mgi(users, items, seen, batch: int) -> tuple[Any, dict]:
     """MGI's batched path: top-``K`` item indices for every user.
 
     Args:
@@ -227,8 +185,6 @@ def rank_mgi(users, items, seen, batch: int, select: str = "top_k") -> tuple[Any
         items: (n_items, dim) float32.
         seen: (n_users, n_items) bool CSR.
         batch: users per batch.
-        select: ``"top_k"`` (``mgi_core.evaluation.metrics.top_k``, MGI's function) or
-            ``"threshold"`` (``select_top_k_threshold``, the same lists).
 
     Returns:
         ``(top, timings)``: (n_users, K) int64 item indices, best first, and the seconds
@@ -238,14 +194,6 @@ def rank_mgi(users, items, seen, batch: int, select: str = "top_k") -> tuple[Any
 
     from mgi_core.evaluation.metrics import top_k
 
-    if select == "top_k":
-        def pick(scores, seen_rows):
-            return top_k(scores, K, seen_rows)
-    elif select == "threshold":
-        def pick(scores, seen_rows):
-            return select_top_k_threshold(scores, seen_rows, K)
-    else:
-        raise ValueError(f"select must be 'top_k' or 'threshold', got {select!r}")
     n_users, n_items = users.shape[0], items.shape[0]
     top = np.empty((n_users, K), dtype=np.int64)
     buffer = np.empty((min(batch, n_users), n_items), dtype=np.float32)  # (batch, n_items)
@@ -257,7 +205,7 @@ def rank_mgi(users, items, seen, batch: int, select: str = "top_k") -> tuple[Any
         t0 = time.perf_counter()
         np.matmul(users[start:stop], items_t, out=scores)
         t1 = time.perf_counter()
-        top[start:stop] = pick(scores, seen[start:stop])
+        top[start:stop] = top_k(scores, K, seen[start:stop])
         selection += time.perf_counter() - t1
         matmul += t1 - t0
     return top, {"matmul_seconds": matmul, "select_seconds": selection}
@@ -336,7 +284,7 @@ def worker(path: str, n_users: int, n_items: int, dim: int, batch: int | None, n
     if path in MGI_PATHS:
         batch = batch or default_batch(n_items)
         c0, t0 = _cpu_seconds(), time.perf_counter()
-        top, parts = rank_mgi(users, items, seen, batch, MGI_PATHS[path])
+        top, parts = rank_mgi(users, items, seen, batch)
         seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
         flops = 2.0 * n_users * n_items * dim
         result.update(

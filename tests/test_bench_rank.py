@@ -10,9 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
-
-from mgi_core.evaluation.metrics import top_k
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "rank.py"
 
@@ -34,23 +31,21 @@ def test_quick_json_has_every_path_and_the_paths_agree():
     )
     result = json.loads(out.stdout)
     assert (result["users"], result["items"], result["dim"], result["k"]) == (500, 300, 16, 10)
-    assert set(result["paths"]) == {"mgi", "mgi_threshold", "duckdb", "numpy_loop"}
+    assert set(result["paths"]) == {"mgi", "duckdb", "numpy_loop"}
     for name, path in result["paths"].items():
         for key in ("seconds", "users_per_s", "cpu_seconds", "peak_rss_mib", "extrapolated"):
             assert key in path, (name, key)
         assert path["peak_rss_mib"] > 0
-    for name in ("mgi", "mgi_threshold"):
-        assert result["paths"][name]["extrapolated"] is False
-        assert result["paths"][name]["measured_users"] == 500
-        assert result["paths"][name]["batch"] == 64
-        assert result["paths"][name]["n_batches"] == 8
+    assert result["paths"]["mgi"]["extrapolated"] is False
+    assert result["paths"]["mgi"]["measured_users"] == 500
+    assert result["paths"]["mgi"]["batch"] == 64
+    assert result["paths"]["mgi"]["n_batches"] == 8
     for name in ("duckdb", "numpy_loop"):
         assert result["paths"][name]["extrapolated"] is True
         assert result["paths"][name]["measured_users"] == 25
     for peer in ("duckdb", "numpy_loop"):
-        for mgi in ("mgi", "mgi_threshold"):
-            assert result[f"ratio_{peer}_over_{mgi}"] > 0
-    assert len(result["agreement"]) == 6  # every pair of the four paths
+        assert result[f"ratio_{peer}_over_mgi"] > 0
+    assert len(result["agreement"]) == 3  # every pair of the three paths
     for pair, agreement in result["agreement"].items():
         assert agreement["users"] == 25, pair
         assert agreement["differ"] == 0, pair
@@ -71,31 +66,10 @@ def test_data_are_seeded_unit_rows_with_distinct_seen_items(rank_bench):
         assert np.all(np.diff(row) > 0)
 
 
-def test_threshold_selection_equals_top_k_with_ties_and_exclusions(rank_bench):
-    # Scores on a coarse grid (0, 0.25, ..., 1) so that most rows have many ties at the
-    # 10th place: both selections must take the lower item indices first.
-    rng = np.random.default_rng(0)
-    scores = (rng.integers(0, 5, (60, 97)) / 4).astype(np.float32)
-    seen = sp.csr_array(rng.random((60, 97)) < 0.1)
-    expected = top_k(scores, 10, seen)
-    got = rank_bench.select_top_k_threshold(scores.copy(), seen, 10, block=8)
-    np.testing.assert_array_equal(got, expected)
-
-
-def test_threshold_selection_pads_a_row_with_too_few_items(rank_bench):
-    # 12 items, 5 of them seen: 7 candidates, so the last 3 places are -1 (as top_k does).
-    scores = np.arange(12, dtype=np.float32)[None, :]
-    seen = sp.csr_array(np.isin(np.arange(12), [0, 3, 5, 8, 11])[None, :])
-    got = rank_bench.select_top_k_threshold(scores.copy(), seen, 10)
-    np.testing.assert_array_equal(got, top_k(scores, 10, seen))
-    np.testing.assert_array_equal(got[0], [10, 9, 7, 6, 4, 2, 1, -1, -1, -1])
-
-
-@pytest.mark.parametrize("select", ["top_k", "threshold"])
-def test_batched_path_equals_one_batch_and_the_per_user_loop(rank_bench, select):
+def test_batched_path_equals_one_batch_and_the_per_user_loop(rank_bench):
     users, items, seen = rank_bench.make_data(83, 120, 8, seed=1)
-    whole, _ = rank_bench.rank_mgi(users, items, seen, batch=83, select=select)
-    batched, _ = rank_bench.rank_mgi(users, items, seen, batch=7, select=select)
+    whole, _ = rank_bench.rank_mgi(users, items, seen, batch=83)
+    batched, _ = rank_bench.rank_mgi(users, items, seen, batch=7)
     np.testing.assert_array_equal(batched, whole)
     for u in range(83):
         seen_u = seen.indices[seen.indptr[u] : seen.indptr[u + 1]]
