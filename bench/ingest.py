@@ -108,16 +108,22 @@ def _cached(csv_path: Path, rows: int) -> bool:
     )
 
 
-def generate(csv_path: Path, rows: int, chunk: int = 100_000) -> dict[str, object]:
-    """Write ``rows`` reviews resampled from SOURCE with fresh, unique (user, item) pairs."""
+def generate(csv_path: Path, rows: int, chunk: int = 100_000, n_users: int | None = None,
+             n_items: int | None = None) -> dict[str, object]:
+    """Write ``rows`` reviews resampled from SOURCE with fresh, unique (user, item) pairs.
+
+    Users are drawn from ``n_users`` fresh ids (default rows / 3) and items from
+    ``n_items`` (default rows / 20), each new item copying a source item's category and
+    title; each review copies a real review's text, rating and timestamp.
+    """
     import numpy as np
     import pandas as pd
 
     src = pd.read_csv(SOURCE, dtype={"user_id": str, "item_id": str}, keep_default_na=False)
     items = src.drop_duplicates("item_id")[["category", "item_title"]].reset_index(drop=True)
     rng = np.random.default_rng(SEED)
-    n_users = max(1, rows // 3)
-    n_items = max(1, rows // 20)
+    n_users = max(1, n_users or rows // 3)
+    n_items = max(1, n_items or rows // 20)
     item_src = rng.integers(0, len(items), n_items)  # each new item copies a source item
 
     users = np.empty(0, dtype=np.int64)

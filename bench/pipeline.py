@@ -1,11 +1,12 @@
 """MGI's whole pipeline at size: ingest → embed → profiles → evaluation → recommend.
 
-    python bench/pipeline.py [--json] [--quick] [--reviews N] [--db PATH] [--keep]
-                             [--embed-sample S] [--scorers A,B,...] [--workdir DIR]
+    python bench/pipeline.py [--json] [--quick] [--reviews N] [--items M] [--db PATH]
+                             [--keep] [--embed-sample S] [--scorers A,B,...] [--workdir DIR]
 
 1. A CSV of ``--reviews`` reviews (default 1,000,000; ``--quick``: 50,000) is resampled
    from the real Amazon Digital Music file (``bench/ingest.py``'s ``SOURCE``) with fresh
-   user and item ids: about N/10 users and N/20 items, unique (user, item) pairs, each
+   user and item ids: about N/10 users and N/20 items (``--items``: M; the acceptance
+   set of issue 12 is ``--reviews 760000 --items 19000``), unique (user, item) pairs, each
    review's text, rating and timestamp copied from a real review. Cached in ``--workdir``.
 2. **ingest**: ``mgi_core.data.ingest.ingest_file`` into a fresh DuckDB file (``--db``, or
    one in a temporary folder, removed unless ``--keep``).
@@ -43,7 +44,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.ingest import SOURCE, _cpu_seconds, _vm_hwm_kib  # noqa: E402
+from bench.ingest import _cpu_seconds, _vm_hwm_kib  # noqa: E402
+from bench.ingest import generate as generate_reviews  # noqa: E402
 
 DATASET = "bench"
 DIM = 384
@@ -54,45 +56,11 @@ DEFAULT_SCORERS = "popularity,item_knn,content,mgi_hybrid"
 
 
 # -- data -----------------------------------------------------------------------------------
-def generate(csv_path: Path, rows: int, chunk: int = 100_000) -> dict[str, object]:
-    """Write ``rows`` reviews from SOURCE with ~rows/10 fresh users and ~rows/20 items."""
-    import numpy as np
-    import pandas as pd
-
-    src = pd.read_csv(SOURCE, dtype={"user_id": str, "item_id": str}, keep_default_na=False)
-    items = src.drop_duplicates("item_id")[["category", "item_title"]].reset_index(drop=True)
-    rng = np.random.default_rng(SEED)
-    n_users, n_items = max(1, rows // 10), max(1, rows // 20)
-    item_src = rng.integers(0, len(items), n_items)
-    users = np.empty(0, dtype=np.int64)
-    itms = np.empty(0, dtype=np.int64)
-    while len(users) < rows:  # draw, drop repeated (user, item) pairs, top up
-        need = rows - len(users) + 16
-        users = np.concatenate([users, rng.integers(0, n_users, need)])
-        itms = np.concatenate([itms, rng.integers(0, n_items, need)])
-        _, first = np.unique(users * n_items + itms, return_index=True)
-        keep = np.sort(first)
-        users, itms = users[keep], itms[keep]
-    users, itms = users[:rows], itms[:rows]
-    review_src = rng.integers(0, len(src), rows)
-    tmp = csv_path.with_suffix(".csv.part")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        for start in range(0, rows, chunk):
-            sl = slice(start, min(rows, start + chunk))
-            r = src.iloc[review_src[sl]]
-            it = items.iloc[item_src[itms[sl]]]
-            pd.DataFrame({
-                "user_id": [f"u{u}" for u in users[sl]],
-                "item_id": [f"i{i}" for i in itms[sl]],
-                "text": r["text"].to_numpy(), "rating": r["rating"].to_numpy(),
-                "timestamp": r["timestamp"].to_numpy(),
-                "category": it["category"].to_numpy(), "item_title": it["item_title"].to_numpy(),
-            }).to_csv(fh, index=False, header=start == 0, lineterminator="\n")
-    tmp.replace(csv_path)
-    meta = {"rows": rows, "seed": SEED, "bytes": csv_path.stat().st_size,
-            "n_users": len(np.unique(users)), "n_items": len(np.unique(itms))}
-    csv_path.with_suffix(".json").write_text(json.dumps(meta))
-    return meta
+def generate(csv_path: Path, rows: int, n_items: int | None = None) -> dict[str, object]:
+    """Write ``rows`` reviews from SOURCE with ~rows/10 fresh users and ``n_items`` items
+    (default ~rows/20): ``bench/ingest.py``'s generator with this bench's ratios."""
+    return generate_reviews(csv_path, rows, n_users=max(1, rows // 10),
+                            n_items=n_items or max(1, rows // 20))
 
 
 def _cached(csv_path: Path, rows: int) -> dict[str, object] | None:
@@ -287,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     ap.add_argument("--quick", action="store_true", help="50,000 reviews")
     ap.add_argument("--reviews", type=int, default=None, help="reviews (default 1,000,000)")
+    ap.add_argument("--items", type=int, default=None,
+                    help="items to draw from (default reviews / 20)")
     ap.add_argument("--db", type=Path, default=None, help="DuckDB file (default: temporary)")
     ap.add_argument("--keep", action="store_true", help="keep the DuckDB file")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/mgi-bench"),
@@ -306,12 +276,13 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = ns.reviews or (50_000 if ns.quick else 1_000_000)
     ns.workdir.mkdir(parents=True, exist_ok=True)
-    csv = ns.workdir / f"pipeline_{rows}.csv"
+    suffix = f"_{ns.items}items" if ns.items else ""
+    csv = ns.workdir / f"pipeline_{rows}{suffix}.csv"
     t0 = time.perf_counter()
     meta = _cached(csv, rows)
     if meta is None:
         say(f"data: generating {rows:,} reviews into {csv} …")
-        meta = generate(csv, rows)
+        meta = generate(csv, rows, ns.items)
     say(f"data: {rows:,} reviews, {meta['n_users']:,} users, {meta['n_items']:,} items "
         f"({time.perf_counter() - t0:.1f} s)")
     tmpdir = None
