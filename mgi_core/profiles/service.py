@@ -27,7 +27,7 @@ from mgi_core.store.versions import get_version
 HEAD_TASKS = ("category", "subcategory")  # the heads whose probabilities profiles use
 
 
-PROFILE_BATCH_USERS = 2_000  # users whose reviews, vectors and profiles are in memory at once
+PROFILE_BATCH_USERS = 5_000  # users whose reviews, vectors and profiles are in memory at once
 
 
 def _head_probs(

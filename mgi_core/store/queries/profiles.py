@@ -75,6 +75,7 @@ def find_users(
     cold: bool | None = None,
     id_contains: str | None = None,
     limit: int = USER_LIMIT,
+    offset: int = 0,
 ) -> pd.DataFrame:
     """Users with a profile (>= 1 train review) that match every given filter.
 
@@ -84,11 +85,13 @@ def find_users(
         cold: True → only cold users (one train review), False → only warm users.
         id_contains: case-insensitive substring of the user id.
         limit: at most this many rows, most active users first.
+        offset: skip this many matching users first (page ``offset // limit + 1``).
 
     Returns:
         Columns ``user_id``, ``n_train_reviews``, ``n_reviews`` (every split), ``top_l1``
         (the L1 of most of the user's train reviews, ties alphabetically), ``cold``, and
-        ``n_matching`` (how many users match in all, before the limit).
+        ``n_matching`` (how many users match in all, before the limit); no row when the
+        page is past the last match.
     """
     get_dataset(store, dataset)
     where = ["u.n_train_reviews >= ?"]
@@ -102,7 +105,7 @@ def find_users(
     if id_contains:
         where.append("contains(lower(u.user_id), lower(?))")
         params.append(id_contains.strip())
-    params.append(int(limit))
+    params += [int(limit), max(int(offset), 0)]
     sql = f"""
         WITH r AS (
             SELECT r.user_id, r.split, i.l1 FROM reviews r
@@ -124,14 +127,24 @@ def find_users(
                u.n_train_reviews <= 1 AS cold, count(*) OVER () AS n_matching
         FROM u LEFT JOIN top USING (user_id)
         WHERE {" AND ".join(where)}
-        ORDER BY u.n_train_reviews DESC, u.user_id LIMIT ?"""
+        ORDER BY u.n_train_reviews DESC, u.user_id LIMIT ? OFFSET ?"""
     return store.cursor().execute(sql, params).df()
 
 
+def count_user_reviews(store: Store, dataset: str, user_id: str) -> int:
+    """How many reviews (every split) ``user_id`` has in ``dataset``."""
+    return int(store.cursor().execute(
+        "SELECT count(*) FROM reviews WHERE dataset = ? AND user_id = ?", [dataset, user_id]
+    ).fetchone()[0])
+
+
 def user_reviews(
-    store: Store, dataset: str, user_id: str, limit: int = REVIEW_LIMIT
+    store: Store, dataset: str, user_id: str, limit: int = REVIEW_LIMIT, offset: int = 0
 ) -> pd.DataFrame:
-    """One user's reviews, newest first: item, category, rating, time, split and text."""
+    """One user's reviews, newest first: item, category, rating, time, split and text.
+
+    ``limit`` rows after skipping ``offset`` (pages of a prolific user's reviews).
+    """
     return (
         store.cursor()
         .execute(
@@ -140,8 +153,8 @@ def user_reviews(
                FROM reviews r
                LEFT JOIN items i ON i.dataset = r.dataset AND i.item_id = r.item_id
                WHERE r.dataset = ? AND r.user_id = ?
-               ORDER BY r.ts DESC NULLS LAST, r.row_number DESC LIMIT ?""",
-            [dataset, user_id, int(limit)],
+               ORDER BY r.ts DESC NULLS LAST, r.row_number DESC LIMIT ? OFFSET ?""",
+            [dataset, user_id, int(limit), max(int(offset), 0)],
         )
         .df()
     )
