@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -35,9 +36,19 @@ class Interactions:
         return len(self.items)
 
     def user_index(self) -> dict[str, int]:
-        return {u: k for k, u in enumerate(self.users)}
+        """user id -> row (built once: a dashboard asks per recommendation)."""
+        return self._user_index
 
     def item_index(self) -> dict[str, int]:
+        """item id -> column (built once)."""
+        return self._item_index
+
+    @cached_property
+    def _user_index(self) -> dict[str, int]:
+        return {u: k for k, u in enumerate(self.users)}
+
+    @cached_property
+    def _item_index(self) -> dict[str, int]:
         return {i: k for k, i in enumerate(self.items)}
 
 

@@ -14,7 +14,7 @@ from mgi_core.store import Store
 from mgi_core.store.datasets import list_datasets
 
 __all__ = [
-    "category_counts", "list_datasets", "rating_distribution", "rejected_rows",
+    "category_counts", "count_rejected_rows", "list_datasets", "rating_distribution", "rejected_rows",
     "reviews_over_time", "reviews_per_user", "sample_reviews",
 ]
 
@@ -65,23 +65,42 @@ def reviews_over_time(store: Store, name: str) -> pd.DataFrame:
     )
 
 
-def rejected_rows(store: Store, name: str, limit: int = 100_000) -> pd.DataFrame:
-    """The rows rejected when the dataset was ingested, by line."""
+def rejected_rows(store: Store, name: str, limit: int = 100_000, offset: int = 0) -> pd.DataFrame:
+    """The rows rejected when the dataset was ingested, by line: ``limit`` of them after
+    the first ``offset``."""
     return _frame(
         store,
         """SELECT line, reason, detail, user_id, item_id, rating, text
-           FROM ingest_rejects WHERE dataset = ? ORDER BY line LIMIT ?""",
-        [name, limit],
+           FROM ingest_rejects WHERE dataset = ? ORDER BY line LIMIT ? OFFSET ?""",
+        [name, limit, max(int(offset), 0)],
     )
 
 
-def sample_reviews(store: Store, name: str, limit: int = 50) -> pd.DataFrame:
-    """The first reviews of a dataset (file order), for a look at the text."""
+def count_rejected_rows(store: Store, name: str) -> int:
+    """How many rejected rows of ``name`` are stored."""
+    return int(store.cursor().execute(
+        "SELECT count(*) FROM ingest_rejects WHERE dataset = ?", [name]).fetchone()[0])
+
+
+def sample_reviews(store: Store, name: str, limit: int = 50, offset: int = 0) -> pd.DataFrame:
+    """A dataset's reviews in file order, ``limit`` of them after the first ``offset``.
+
+    The page's first row number is found on that one narrow column, then the page's
+    reviews are read from there and only they are joined with their items: a page costs
+    about the same anywhere in a million reviews (an OFFSET over the wide rows sorts them
+    all: seconds).
+    """
     return _frame(
         store,
-        """SELECT r.user_id, r.item_id, i.title AS item_title, i.category, r.rating, r.ts,
-                  r.split, r.text
-           FROM reviews r LEFT JOIN items i ON i.dataset = r.dataset AND i.item_id = r.item_id
-           WHERE r.dataset = ? ORDER BY r.row_number LIMIT ?""",
-        [name, limit],
+        """WITH page AS (
+               SELECT row_number, user_id, item_id, rating, ts, split, text FROM reviews
+               WHERE dataset = ? AND row_number >= coalesce((
+                   SELECT row_number FROM reviews WHERE dataset = ?
+                   ORDER BY row_number LIMIT 1 OFFSET ?), 9223372036854775807)
+               ORDER BY row_number LIMIT ?)
+           SELECT p.user_id, p.item_id, i.title AS item_title, i.category, p.rating, p.ts,
+                  p.split, p.text
+           FROM page p LEFT JOIN items i ON i.dataset = ? AND i.item_id = p.item_id
+           ORDER BY p.row_number""",
+        [name, name, max(int(offset), 0), limit, name],
     )

@@ -15,7 +15,7 @@ import pandas as pd
 
 from mgi_core.store import Store
 from mgi_core.store.datasets import get_dataset
-from mgi_core.store.embeddings import _ids_and_matrix, embedding_dim, review_table
+from mgi_core.store.embeddings import embedding_dim, review_vectors
 from mgi_core.store.profiles import profile_vectors
 
 USER_LIMIT = 500
@@ -180,16 +180,16 @@ def user_vectors(store: Store, dataset: str, version: str, user_id: str) -> User
     ``overall`` None, as for a user without train reviews.
     """
     d = embedding_dim(store, version, dataset)
-    with store.reader() as cur:
-        reviews = cur.sql(
-            f"""SELECT r.review_id, r.item_id, e.embedding FROM reviews r
-                JOIN {review_table(d)} e ON e.review_id = r.review_id
-                     AND e.dataset = r.dataset AND e.version = ?
-                WHERE r.dataset = ? AND r.user_id = ? AND r.split = 'train'
-                ORDER BY r.review_id""",
-            params=[version, dataset, user_id],
-        ).to_arrow_table()
-    review_ids, review_matrix = _ids_and_matrix(reviews, "review_id", d)  # (n_reviews, d)
+    train = store.cursor().execute(
+        """SELECT review_id, item_id FROM reviews
+           WHERE dataset = ? AND user_id = ? AND split = 'train' ORDER BY review_id""",
+        [dataset, user_id],
+    ).fetchall()
+    # The user's few review ids first, then their vectors by id: a join of the user's
+    # reviews with the whole embedding table would scan it (seconds at 1M reviews).
+    review_ids, review_matrix = review_vectors(store, version, dataset,
+                                               review_ids=[r for r, _ in train])
+    item_of = dict(train)
     profile = store.cursor().execute(
         """SELECT level, key, vector_row FROM user_profiles
            WHERE version = ? AND dataset = ? AND user_id = ?
@@ -205,7 +205,7 @@ def user_vectors(store: Store, dataset: str, version: str, user_id: str) -> User
                     if level == "overall" and row in by_row), None)
     return UserVectors(
         review_ids=review_ids.astype(np.int64),
-        item_ids=reviews.column("item_id").to_numpy(zero_copy_only=False).astype(object),
+        item_ids=np.array([item_of[int(r)] for r in review_ids], dtype=object),
         reviews=review_matrix,
         interest_keys=[k for k, _ in interests],
         interests=(np.stack([v for _, v in interests]).astype(np.float32) if interests
