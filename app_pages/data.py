@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard import charts, upload
 from dashboard.export import to_csv_bytes
+from dashboard.paging import page_offset
 from dashboard.resources import get_store, show_error
 from mgi_core.data.columns import REQUIRED_COLUMNS
 from mgi_core.data.ingest import registered_report
@@ -20,6 +21,7 @@ TABLE = {"name": "Dataset", "file_name": "File",
          "created_at": st.column_config.DatetimeColumn("Added", format="YYYY-MM-DD HH:mm")}
 METRICS = {"n_reviews": "Reviews", "n_users": "Users", "n_items": "Items", "n_l1": "L1 categories",
            "n_l2": "L2 categories", "n_l3": "L3 categories", "n_rejected": "Rejected rows"}
+REVIEWS_PAGE = 50
 state, store = st.session_state, get_store()
 
 st.title("Data")
@@ -73,13 +75,18 @@ left.plotly_chart(charts.category_sunburst_figure(datasets.category_counts(store
 right.plotly_chart(charts.reviews_over_time_figure(datasets.reviews_over_time(store, name)))
 
 st.subheader("Sample reviews")
-st.caption("The first 50 reviews in file order; review text is shown as plain text.")
-st.dataframe(datasets.sample_reviews(store, name, limit=50), hide_index=True,
+st.caption(f"The reviews in file order, {REVIEWS_PAGE} a page, read from the database a page "
+           "at a time; review text is shown as plain text.")
+offset = page_offset(f"data_reviews_page_{name}", int(info["n_reviews"]), REVIEWS_PAGE, "reviews")
+st.dataframe(datasets.sample_reviews(store, name, limit=REVIEWS_PAGE, offset=offset),
+             hide_index=True,
              column_config={"text": st.column_config.TextColumn("text", width="large")})
 if info["n_rejected"]:
     st.subheader("Rejected rows")
-    st.caption(f"Rows of the file that were not stored, by line (the first {upload.SHOWN:,} "
-               "here; the download has them all).")
+    st.caption("Rows of the file that were not stored, by line, a page at a time (the "
+               "download has them all).")
+    total = datasets.count_rejected_rows(store, name)
+    offset = page_offset(f"data_rejects_page_{name}", total, upload.SHOWN, "rows")
     upload.show_rejects(registered_report(store, name).rejected_by_reason,
-                        datasets.rejected_rows(store, name, limit=upload.SHOWN),
+                        datasets.rejected_rows(store, name, limit=upload.SHOWN, offset=offset),
                         lambda: to_csv_bytes(datasets.rejected_rows(store, name)), name, "stored")

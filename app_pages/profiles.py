@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard import pending
 from dashboard import profile_cache as cache
 from dashboard import profiles as prof
+from dashboard import ranking_tasks as tasks
 from dashboard.embedding_map import embedding_map_figure
 from dashboard.profile_choices import NONE, file_stem, version_options
 from dashboard.profile_tables import profile_export_frame, recommendations_export_frame
@@ -13,7 +15,6 @@ from dashboard.resources import get_store, show_error
 from mgi_core.data.datasets import list_datasets
 from mgi_core.errors import MgiError
 from mgi_core.ranking.fusion import SCORERS
-from mgi_core.store.queries.profiles import user_reviews, user_vectors
 from mgi_core.store.versions import list_versions
 
 store = get_store()
@@ -43,49 +44,53 @@ other = right.selectbox("Compare with", others, key="prof_compare",
                         help="Another version: how this user's L1 affinities change.")
 try:
     key = cache.key(store, dataset, version)
-    with st.spinner(f"Computing interest profiles for {version} (first time only)…"):
-        cache.profiles_ready(*key)
+    task_key = key[1:]
+    stored = tasks.profiles(store, task_key)
+    tasks.context(store, task_key)  # the slowest part starts first, in the background
     st.header("Find a user")
     user = prof.pick_user(store, key[1], dataset, key[4])
     if user is None:
         st.stop()
 
     st.header("Interest profile")
-    profile, compared = cache.profile(*key, user), None
-    if other != NONE:
-        other_key = cache.key(store, dataset, other)
-        with st.spinner(f"Computing interest profiles for {other} (first time only)…"):
-            cache.profiles_ready(*other_key)
-        compared = cache.profile(*other_key, user)
-    prof.show_profile(profile, cache.categories(store, key[1], dataset, key[4])[1], compared)
+    profile = None
+    if pending.ready(stored, "The interest profiles", wait_s=pending.QUICK_S):
+        profile, compared = cache.profile(*key, user), None
+        if other != NONE:
+            other_key = cache.key(store, dataset, other)
+            if pending.ready(tasks.profiles(store, other_key[1:]),
+                             f"The {other} profiles", wait_s=pending.QUICK_S):
+                compared = cache.profile(*other_key, user)
+        prof.show_profile(profile, cache.categories(store, key[1], dataset, key[4])[1],
+                          compared)
     st.subheader("Reviews")
     st.caption("The user's reviews, newest first, every split (profiles use train only).")
-    st.dataframe(user_reviews(store, dataset, user), hide_index=True,
-                 column_config=prof.TEXT)
+    prof.show_user_reviews(store, dataset, user)
 
     st.header("Recommendations")
     a, b = st.columns(2)
     scorer = a.selectbox("Scorer", list(SCORERS), index=list(SCORERS).index("mgi_hybrid"),
                          key="prof_scorer")
     k = b.number_input("Items", 1, 100, 10, key="prof_k")
-    with st.spinner(f"Fitting the {scorer} ranking for {version} (first time only)…"):
-        recommender = cache.recommender(*key, scorer)
-    rec = recommender.recommend(user, int(k))
-    prof.show_recommendations(rec)
+    rec = prof.ranked(store, task_key, scorer, user, int(k))
+    if rec is not None:
+        prof.show_recommendations(rec)
 
     st.header("Embedding map")
     st.caption("Item vectors on their two main axes (PCA), with this user's train reviews, "
                "interest centres and the recommended items on top.")
-    with st.spinner("Projecting the catalogue…"):
-        item_map = cache.item_map(*key)
-    st.plotly_chart(embedding_map_figure(
-        item_map, user_vectors(store, dataset, version, user),
-        [i["item_id"] for i in rec["items"]], recommender.titles))
+    item_map = tasks.item_map(store, task_key)
+    if pending.ready(item_map, "The embedding map"):
+        fitted = tasks.recommender(store, task_key, scorer).peek()  # its titles, once fitted
+        st.plotly_chart(embedding_map_figure(
+            item_map.result(), cache.user_vectors(*key, user),
+            [i["item_id"] for i in rec["items"]] if rec else [],
+            fitted.titles if fitted else None))
 except MgiError as exc:
     show_error(exc)
     st.stop()
 
 st.header("Export")
-prof.export_buttons(file_stem(dataset, version, user), {
-    "profile": profile_export_frame(profile),
-    "recommendations": recommendations_export_frame(rec)})
+frames = {"profile": profile_export_frame(profile) if profile else None,
+          "recommendations": recommendations_export_frame(rec) if rec else None}
+prof.export_buttons(file_stem(dataset, version, user), frames)

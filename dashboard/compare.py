@@ -17,6 +17,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from dashboard import pending
+from dashboard import ranking_tasks as tasks
+from dashboard.background import Task
 from dashboard.charts import empty_figure, plain_label
 from dashboard.resources import show_error
 from dashboard.text import plain
@@ -33,9 +36,9 @@ from mgi_core.evaluation.compare import (
 )
 from mgi_core.evaluation.protocol import evaluate
 from mgi_core.ranking.fusion import SCORERS
-from mgi_core.ranking.recommend import Recommender
 from mgi_core.store import Store
 from mgi_core.store.queries import evaluations as queries
+from mgi_core.store.queries.profiles import data_stamp
 from mgi_core.store.versions import BASE_VERSION
 
 DEFAULT_A = f"{BASE_VERSION}:content_hybrid"
@@ -227,13 +230,14 @@ def cached_compare(_store: Store, db: str, dataset: str, a: str, b: str, stamp_a
     return compare(_store, a, b, dataset)
 
 
-@st.cache_data(show_spinner="Ranking items for these users…", max_entries=64)
-def cached_lists(_store: Store, db: str, dataset: str, system: str, users: tuple[str, ...],
-                 stamp: str) -> dict[str, pd.DataFrame]:
-    """``Recommender.top_k`` (the lists the evaluation measured) for a few users, cached
-    per stored evaluation."""
+def list_tasks(store: Store, dataset: str, system: str, users: Sequence[str],
+               stamp: str | None) -> tuple[Task, Task]:
+    """(the system's fitted recommender, ``Recommender.top_k(users)`` on it): the lists the
+    evaluation measured, ranked in the background once per stored evaluation (``stamp``)."""
     version, scorer = parse_spec(system)
-    return Recommender.load(_store, dataset, version, scorer).top_k(list(users))
+    key = (str(store.path), dataset, version, data_stamp(store, dataset, version))
+    return (tasks.recommender(store, key, scorer),
+            tasks.top_k_lists(store, key, scorer, users, stamp))
 
 
 def pick_system(side: str, versions: Sequence[str], default: str) -> str:
@@ -309,10 +313,15 @@ def show_changed_users(store: Store, dataset: str, a: str, b: str,
         st.session_state["compare_user"] = next(iter(labels))
     user = st.selectbox("User", list(labels), format_func=labels.get, key="compare_user")
     row = changed.set_index("user_id").loc[user]
-    db = str(store.path)
     users = tuple(changed["user_id"])
-    lists_a = cached_lists(store, db, dataset, a, users, stamps[0]).get(user)
-    lists_b = cached_lists(store, db, dataset, b, users, stamps[1]).get(user)
+    (fit_a, top_a), (fit_b, top_b) = (list_tasks(store, dataset, system, users, stamp)
+                                      for system, stamp in zip((a, b), stamps, strict=True))
+    what = "The top-10 lists"
+    if not (pending.ready(fit_a, what) and pending.ready(fit_b, what)
+            and pending.ready(top_a, what, wait_s=pending.QUICK_S)
+            and pending.ready(top_b, what, wait_s=pending.QUICK_S)):
+        return
+    lists_a, lists_b = top_a.result().get(user), top_b.result().get(user)
     if lists_a is None or lists_b is None:
         st.text(f"{user} is no longer in {dataset}.")
         return

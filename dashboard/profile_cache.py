@@ -1,8 +1,9 @@
-"""The Profiles page's cached loaders: the core calls it makes, behind Streamlit's caches.
+"""The Profiles page's cached loaders: the quick core calls it makes, behind Streamlit's caches.
 
-Each loader wraps one ``mgi_core`` call in ``st.cache_data`` / ``st.cache_resource`` keyed
-by (database path, dataset, version, data stamp), so a page rerun with the same choices
-costs a few queries. The leading ``_store`` argument is not hashed; ``db`` stands for it.
+Each loader wraps one ``mgi_core`` call in ``st.cache_data`` keyed by (database path,
+dataset, version, data stamp), so a page rerun with the same choices costs a few queries.
+The leading ``_store`` argument is not hashed; ``db`` stands for it. The slow ones (stored
+profiles, the ranking, the catalogue map) run in the background: ``ranking_tasks``.
 """
 
 from __future__ import annotations
@@ -12,11 +13,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard.embedding_map import ItemMap, fit_item_map
-from mgi_core.profiles.service import ensure_profiles, user_profile
-from mgi_core.ranking.recommend import Recommender
+from mgi_core.profiles.service import user_profile
 from mgi_core.store import Store
-from mgi_core.store.embeddings import item_vectors
 from mgi_core.store.queries import profiles as queries
 
 
@@ -28,17 +26,12 @@ def categories(_store: Store, db: str, dataset: str, stamp: str) -> tuple[list[s
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def find_users(_store: Store, db: str, dataset: str, stamp: str, l1: str | None,
-               min_train_reviews: int, cold: bool | None, id_contains: str) -> pd.DataFrame:
-    """``queries.find_users`` cached per filter combination."""
+               min_train_reviews: int, cold: bool | None, id_contains: str,
+               limit: int, offset: int = 0) -> pd.DataFrame:
+    """``queries.find_users`` cached per filter combination and page."""
     return queries.find_users(_store, dataset, l1=l1, min_train_reviews=min_train_reviews,
-                             cold=cold, id_contains=id_contains or None)
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def profiles_ready(_store: Store, db: str, dataset: str, version: str, stamp: str) -> bool:
-    """Compute and store the version's profiles once (seconds on the first call)."""
-    ensure_profiles(_store, dataset, version)
-    return True
+                              cold=cold, id_contains=id_contains or None, limit=limit,
+                              offset=offset)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -48,17 +41,11 @@ def profile(_store: Store, db: str, dataset: str, version: str, stamp: str,
     return user_profile(_store, dataset, version, user_id)
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
-def recommender(_store: Store, db: str, dataset: str, version: str, stamp: str,
-                scorer: str) -> Recommender:
-    """A fitted ``Recommender`` per (dataset, version, scorer): fitting takes seconds."""
-    return Recommender.load(_store, dataset, version, scorer)
-
-
-@st.cache_resource(show_spinner=False, max_entries=8)
-def item_map(_store: Store, db: str, dataset: str, version: str, stamp: str) -> ItemMap:
-    """The catalogue's PCA map per (dataset, version)."""
-    return fit_item_map(*item_vectors(_store, version, dataset))
+@st.cache_data(show_spinner=False, max_entries=256)
+def user_vectors(_store: Store, db: str, dataset: str, version: str, stamp: str,
+                 user_id: str) -> queries.UserVectors:
+    """``queries.user_vectors`` (train review and profile vectors) cached per user."""
+    return queries.user_vectors(_store, dataset, version, user_id)
 
 
 def key(store: Store, dataset: str, version: str) -> tuple[Store, str, str, str, str]:

@@ -1,4 +1,9 @@
-"""What every page's AppTest does: open the app on a page, rerun, read texts back."""
+"""What every page's AppTest does: open the app on a page, rerun, read texts back.
+
+Pages draw slow sections (a ranking fit, the catalogue map) once background work ends
+(``dashboard.pending``); ``run`` waits for that work and reruns, as a browser's refreshing
+status would, so a test sees the settled page. ``run_once`` sees the page as first drawn.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,29 @@ from typing import Any
 
 from streamlit.testing.v1 import AppTest
 
+from dashboard import background, pending
 from tests.conftest import ROOT
 
 APP = str(ROOT / "app.py")
 
 
-def run(at: AppTest) -> AppTest:
+def run_once(at: AppTest) -> AppTest:
     """Rerun the script; fail with the page's exceptions if it raised any."""
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def run(at: AppTest, max_reruns: int = 10) -> AppTest:
+    """Rerun the script, then again after its background work ended, until a run shows no
+    section "being prepared"; fail with the page's exceptions if it raised any."""
+    for _ in range(max_reruns):
+        before = pending.statuses_drawn()
+        run_once(at)
+        if pending.statuses_drawn() == before:
+            return at
+        assert background.wait_all(timeout=300), "background work still running after 300 s"
+    raise AssertionError(f"the page still waits for background work after {max_reruns} runs")
 
 
 def open_page(page: str) -> AppTest:

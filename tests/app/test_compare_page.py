@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard import background
 from dashboard.compare import users_text
 from dashboard.resources import _open_store
 from mgi_core.cli import DEMO_DIR
@@ -42,6 +43,8 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     path = tmp_path / "app.duckdb"
     monkeypatch.setenv("MGI_DB", str(path))
     yield path
+    background.wait_all()
+    background.clear_all()
     _open_store(str(path)).close()
     _open_store.clear()
 

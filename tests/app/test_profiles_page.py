@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import profile_cache
+from dashboard import background
 from dashboard.profile_choices import NONE
 from dashboard.profile_tables import GRANULARITIES
 from dashboard.resources import _open_store
@@ -44,8 +44,8 @@ def _app_store(db: Path) -> Store:
 def _release(db: Path) -> None:
     _app_store(db).close()
     _open_store.clear()
-    for loader in (profile_cache.recommender, profile_cache.item_map):
-        loader.clear()
+    background.wait_all()
+    background.clear_all()
 
 
 @pytest.fixture(scope="module")

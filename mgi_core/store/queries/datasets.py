@@ -14,8 +14,8 @@ from mgi_core.store import Store
 from mgi_core.store.datasets import list_datasets
 
 __all__ = [
-    "category_counts", "count_rejected_rows", "list_datasets", "rating_distribution", "rejected_rows",
-    "reviews_over_time", "reviews_per_user", "sample_reviews",
+    "category_counts", "count_rejected_rows", "list_datasets", "rating_distribution",
+    "rejected_rows", "reviews_over_time", "reviews_per_user", "sample_reviews",
 ]
 
 
