@@ -106,3 +106,20 @@ def test_db_path_resolution(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MGI_DB", str(tmp_path / "env.duckdb"))
     assert resolve_db_path() == tmp_path / "env.duckdb"
     assert resolve_db_path(tmp_path / "cli.duckdb") == tmp_path / "cli.duckdb"
+
+
+def test_duckdb_memory_is_limited_and_configurable(tmp_path, monkeypatch) -> None:
+    # DuckDB's own default is 80 % of RAM, and its buffer pool keeps what it read.
+    from mgi_core.store import Store
+
+    def limit(store: Store) -> float:
+        value = store.cursor().execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        number, unit = value.split()
+        return float(number) * {"MiB": 2**20, "GiB": 2**30, "KiB": 2**10}[unit]
+
+    monkeypatch.delenv("MGI_DUCKDB_MEMORY", raising=False)
+    with Store(tmp_path / "a.duckdb") as store:
+        assert 0.9e9 <= limit(store) <= 1.0e9  # 1 GB (DuckDB shows it as 953.6 MiB)
+    monkeypatch.setenv("MGI_DUCKDB_MEMORY", "2GB")
+    with Store(tmp_path / "b.duckdb") as store:
+        assert 1.8e9 <= limit(store) <= 2.0e9
