@@ -10,6 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.auth import require_login
+from dashboard.background import start_deferred
 
 st.set_page_config(page_title="MGI · user interests from reviews", page_icon="🧭", layout="wide")
 require_login()  # sign-in screen, "access denied" or a config error stop here: no page runs
@@ -21,4 +22,7 @@ pages = [
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page("app_pages/metrics.py", title="Metrics", icon=":material/monitoring:"),
 ]
-st.navigation(pages).run()
+try:
+    st.navigation(pages).run()
+finally:  # also after st.stop() or a rerun
+    start_deferred()  # fits a page asked for begin once it is drawn (dashboard/background.py)

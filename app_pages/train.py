@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard import pending, training
 from dashboard import train_form as form
-from dashboard import training
 from dashboard.resources import get_store
 from mgi_core.config import STRATEGIES, TASKS, TrainConfig
 from mgi_core.data.datasets import list_datasets
@@ -58,7 +58,8 @@ with st.expander("Hyper-parameters", key="train_hyper_open", on_change="rerun"):
     form.show_inputs(form.HYPER_FIELDS)  # every other TrainConfig field, from its metadata
 
 busy = "A job is running: wait for it or cancel it." if job is not None else None
-st.caption(f"Runs on **{training.device_description()}**.")
+if pending.ready(device := training.device_check(), "The device description"):
+    st.caption(f"Runs on **{device.result()}**.")
 with st.container(horizontal=True):
     st.button("Train", type="primary", key="train_start", icon=":material/model_training:",
               on_click=training.start_training, args=(store,), disabled=job is not None,

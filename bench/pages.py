@@ -152,8 +152,8 @@ def main() -> int:
     if args.child:
         result = (interactions(args.child) if args.child_interactions
                   else render(args.child, args.warm_imports))
-        print(json.dumps(result))
-        return 0
+        print(json.dumps(result), flush=True)
+        os._exit(0)  # not waiting for background work still running (a fit can take minutes)
     pages = [p for p in PAGES if not args.pages or Path(p).stem in args.pages]
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db

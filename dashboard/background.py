@@ -68,17 +68,24 @@ class Task:
             self._done.set()
 
 
+_deferred: list[threading.Thread] = []  # threads of deferred tasks, started by start_deferred
+_deferred_lock = threading.Lock()
+
+
 class Tasks:
     """Background tasks by key: each started once, at most ``max_entries`` kept.
 
     When more are kept, the oldest finished ones are forgotten (their values freed once
     nobody else holds them); running tasks are never forgotten, so a key never runs twice
-    at once.
+    at once. A ``deferred`` registry's work begins at the next ``start_deferred`` (the app
+    calls it once a page is drawn), so a heavy fit never competes with the render that
+    asked for it: threads of one process share the interpreter.
     """
 
-    def __init__(self, name: str, max_entries: int) -> None:
+    def __init__(self, name: str, max_entries: int, deferred: bool = False) -> None:
         self.name = name
         self.max_entries = max_entries
+        self.deferred = deferred
         self._tasks: OrderedDict[Hashable, Task] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -92,8 +99,13 @@ class Tasks:
             task = Task(label)
             self._tasks[key] = task
             self._forget_oldest_finished()
-        threading.Thread(target=task._run, args=(work,), name=f"mgi-{self.name}",
-                         daemon=True).start()
+        thread = threading.Thread(target=task._run, args=(work,), name=f"mgi-{self.name}",
+                                  daemon=True)
+        if self.deferred:
+            with _deferred_lock:
+                _deferred.append(thread)
+        else:
+            thread.start()
         return task
 
     def get(self, key: Hashable) -> Task | None:
@@ -135,18 +147,30 @@ class Tasks:
 _REGISTRIES: list[Tasks] = []
 
 
-def registry(name: str, max_entries: int) -> Tasks:
+def registry(name: str, max_entries: int, deferred: bool = False) -> Tasks:
     """A process-wide ``Tasks`` (registered so that ``wait_all`` and ``clear_all`` see it)."""
-    tasks = Tasks(name, max_entries)
+    tasks = Tasks(name, max_entries, deferred)
     _REGISTRIES.append(tasks)
     return tasks
+
+
+def start_deferred() -> int:
+    """Start the work of every deferred task asked for so far; how many were started."""
+    with _deferred_lock:
+        threads = _deferred[:]
+        _deferred.clear()
+    for thread in threads:
+        thread.start()
+    return len(threads)
 
 
 def wait_all(timeout: float = 600.0) -> bool:
     """Wait until no task of any registry runs (new ones started meanwhile included).
 
-    For tests and benchmarks ("after warm-up"); returns whether all ended in ``timeout``.
+    For tests and benchmarks ("after warm-up"); deferred work is started first. Returns
+    whether all ended in ``timeout``.
     """
+    start_deferred()
     deadline = time.monotonic() + timeout
     while running := [t for r in _REGISTRIES for t in r.running()]:
         if not running[0].wait(max(deadline - time.monotonic(), 0.0)):

@@ -28,11 +28,13 @@ MAX_CONTEXTS = 2  # fitted ranking contexts kept (each 1-3 GB at 100k users x 50
 
 Key = tuple[str, str, str, str]  # (db, dataset, version, stamp)
 
-_contexts = registry("ranking-context", MAX_CONTEXTS)
-_recommenders = registry("recommender", 8 * MAX_CONTEXTS)
+# Fits begin once the page that asked is drawn (deferred); what usually ends at once begins
+# at once (a user's ranking on a fitted recommender, profiles already stored).
+_contexts = registry("ranking-context", MAX_CONTEXTS, deferred=True)
+_recommenders = registry("recommender", 8 * MAX_CONTEXTS, deferred=True)
 _recommendations = registry("recommendation", 128)
 _lists = registry("top-k lists", 64)
-_item_maps = registry("item map", 4)
+_item_maps = registry("item map", 4, deferred=True)
 _profiles = registry("profiles", 16)
 
 

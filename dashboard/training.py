@@ -20,6 +20,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from dashboard.background import Task, registry
 from dashboard.charts import empty_figure
 from dashboard.resources import show_error
 from dashboard.text import plain
@@ -263,10 +264,17 @@ def elapsed_s(started: datetime | float | None, now: float | None = None) -> flo
 # ---------------------------------------------------------------- Streamlit helpers
 
 
-@st.cache_resource(show_spinner="Checking the device…")
+_device = registry("device", 1, deferred=True)
+
+
+def device_check() -> Task:
+    """``device_description`` once per process, in the background (importing torch takes
+    seconds: the Train page draws meanwhile)."""
+    return _device.start("device", "Checking the device", device_description)
+
+
 def device_description() -> str:
-    """Where a job will run ('auto': CUDA → MPS → CPU) and how it embeds, in words; imports
-    torch once."""
+    """Where a job will run ('auto': CUDA → MPS → CPU) and how it embeds, in words."""
     from mgi_core.encoder.device import choose_device
     from mgi_core.encoder.fast import encode_path_here
 

@@ -18,9 +18,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import background
+from dashboard import background, ranking_tasks
 from dashboard import profiles as prof
-from dashboard import ranking_tasks
 from dashboard.resources import _open_store
 from mgi_core.cli import DEMO_DIR
 from mgi_core.data.ingest import ingest_file

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from dashboard.background import Tasks, registry, wait_all
+from dashboard.background import Tasks, registry, start_deferred, wait_all
 from mgi_core.errors import ConfigError
 
 
@@ -79,3 +79,19 @@ def test_wait_all_waits_for_work_started_on_other_work() -> None:
     assert head.result() == "started" and tasks.get("second").result() == "done"
     tasks.clear()
     assert len(tasks) == 0
+
+
+def test_deferred_work_begins_at_start_deferred() -> None:
+    tasks, began = registry("deferred", 4, deferred=True), threading.Event()
+
+    def work() -> str:
+        began.set()
+        return "fitted"
+
+    task = tasks.start("fit", "Fitting", work)
+    assert tasks.start("fit", "Fitting", work) is task
+    assert not began.wait(0.2) and not task.done  # asked for, not begun: the page renders
+    assert start_deferred() == 1
+    assert task.wait(5) and task.result() == "fitted"
+    assert start_deferred() == 0  # each thread starts once
+    tasks.clear()

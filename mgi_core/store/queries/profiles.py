@@ -95,39 +95,45 @@ def find_users(
     """
     get_dataset(store, dataset)
     where = ["u.n_train_reviews >= ?"]
-    params: list[object] = [dataset, max(int(min_train_reviews), 1)]
+    params: list[object] = [dataset, dataset, l1, max(int(min_train_reviews), 1)]
     if l1 is not None:
-        where.append("EXISTS (SELECT 1 FROM per_l1 p WHERE p.user_id = u.user_id AND p.l1 = ?)")
-        params.append(l1)
+        where.append("u.user_id IN (SELECT user_id FROM in_l1)")
     if cold is not None:
         where.append("(u.n_train_reviews <= 1) = ?")
         params.append(bool(cold))
     if id_contains:
         where.append("contains(lower(u.user_id), lower(?))")
         params.append(id_contains.strip())
-    params += [int(limit), max(int(offset), 0)]
+    params += [int(limit), max(int(offset), 0), dataset]
+    # Counts per user need no items; the main L1 is worked out for the page's users only.
     sql = f"""
-        WITH r AS (
-            SELECT r.user_id, r.split, i.l1 FROM reviews r
-            LEFT JOIN items i ON i.dataset = r.dataset AND i.item_id = r.item_id
-            WHERE r.dataset = ?),
+        WITH u AS (
+            SELECT user_id, count(*) FILTER (WHERE split = 'train') AS n_train_reviews,
+                   count(*) AS n_reviews
+            FROM reviews WHERE dataset = ? GROUP BY user_id),
+        in_l1 AS (
+            SELECT DISTINCT r.user_id FROM reviews r
+            JOIN items i ON i.dataset = r.dataset AND i.item_id = r.item_id
+            WHERE r.dataset = ? AND r.split = 'train' AND i.l1 = ?),
+        page AS (
+            SELECT u.*, count(*) OVER () AS n_matching FROM u
+            WHERE {" AND ".join(where)}
+            ORDER BY u.n_train_reviews DESC, u.user_id LIMIT ? OFFSET ?),
         per_l1 AS (
-            SELECT user_id, l1, count(*) AS n FROM r
-            WHERE split = 'train' AND l1 IS NOT NULL GROUP BY user_id, l1),
+            SELECT r.user_id, i.l1, count(*) AS n FROM reviews r
+            JOIN items i ON i.dataset = r.dataset AND i.item_id = r.item_id
+            WHERE r.dataset = ? AND r.split = 'train' AND i.l1 IS NOT NULL
+                  AND r.user_id IN (SELECT user_id FROM page)
+            GROUP BY r.user_id, i.l1),
         top AS (
             SELECT user_id, l1 AS top_l1 FROM (
                 SELECT user_id, l1, row_number() OVER (
                     PARTITION BY user_id ORDER BY n DESC, l1) AS k FROM per_l1)
-            WHERE k = 1),
-        u AS (
-            SELECT user_id, count(*) FILTER (WHERE split = 'train') AS n_train_reviews,
-                   count(*) AS n_reviews
-            FROM r GROUP BY user_id)
-        SELECT u.user_id, u.n_train_reviews, u.n_reviews, top.top_l1,
-               u.n_train_reviews <= 1 AS cold, count(*) OVER () AS n_matching
-        FROM u LEFT JOIN top USING (user_id)
-        WHERE {" AND ".join(where)}
-        ORDER BY u.n_train_reviews DESC, u.user_id LIMIT ? OFFSET ?"""
+            WHERE k = 1)
+        SELECT p.user_id, p.n_train_reviews, p.n_reviews, top.top_l1,
+               p.n_train_reviews <= 1 AS cold, p.n_matching
+        FROM page p LEFT JOIN top USING (user_id)
+        ORDER BY p.n_train_reviews DESC, p.user_id"""
     return store.cursor().execute(sql, params).df()
 
 
