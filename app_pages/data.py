@@ -19,8 +19,9 @@ COUNTS = {"n_reviews": "Reviews", "n_users": "Users", "n_items": "Items", "n_l1"
 TABLE = {"name": "Dataset", "file_name": "File",
          **{k: st.column_config.NumberColumn(v, format="localized") for k, v in COUNTS.items()},
          "created_at": st.column_config.DatetimeColumn("Added", format="YYYY-MM-DD HH:mm")}
-METRICS = {"n_reviews": "Reviews", "n_users": "Users", "n_items": "Items", "n_l1": "L1 categories",
-           "n_l2": "L2 categories", "n_l3": "L3 categories", "n_rejected": "Rejected rows"}
+METRICS = {"n_reviews": "Reviews", "n_users": "Users", "n_items": "Items",
+           "n_rejected": "Rejected rows", "n_l1": "L1 categories", "n_l2": "L2 categories",
+           "n_l3": "L3 categories"}
 REVIEWS_PAGE = 50
 state, store = st.session_state, get_store()
 
@@ -65,7 +66,8 @@ if state.get("data_selected") not in names:
     state["data_selected"] = names[0]  # newest first
 name = st.selectbox("Dataset", names, key="data_selected", width=420)
 info = stored[names.index(name)]
-for cell, (field, label) in zip(st.columns(len(METRICS)), METRICS.items(), strict=True):
+cells = [*st.columns(4), *st.columns(4)]  # two rows: a million fits in a quarter of the width
+for cell, (field, label) in zip(cells, METRICS.items(), strict=False):
     cell.metric(label, f"{int(info[field]):,}", border=True)
 left, right = st.columns(2)
 left.plotly_chart(charts.reviews_per_user_figure(datasets.reviews_per_user(store, name)))
