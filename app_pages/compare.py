@@ -5,11 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import compare as view
-from dashboard.export import to_csv_bytes
-from dashboard.resources import get_store, show_error
-from dashboard.text import plain
+from dashboard import pending
+from dashboard import ranking_tasks as tasks
+from dashboard.resources import get_store
 from mgi_core.data.datasets import list_datasets
-from mgi_core.errors import MgiError
 from mgi_core.store.queries import evaluations as queries
 from mgi_core.store.versions import BASE_VERSION, list_versions
 
@@ -46,29 +45,10 @@ if not view.ready(store, dataset, (a, b)):
     st.stop()
 
 stamps = (queries.evaluation_stamp(store, dataset, a), queries.evaluation_stamp(store, dataset, b))
-try:
-    report = view.cached_compare(store, str(store.path), dataset, a, b, *stamps)
-except MgiError as exc:
-    show_error(exc)
-    st.stop()
+comparison = tasks.comparison(store, dataset, a, b, stamps)
 st.header("Metrics")
-n_users = max((r.n_users for r in report.results), default=0)
-st.caption(f"A = {a}, B = {b}, on the test split of {dataset}: {n_users:,} users, each with "
-           "one held-out item ranked against every item they have not reviewed. Δ is the "
-           "mean per-user difference B − A; 95% CI: bootstrap over users; p: two-sided "
-           "Wilcoxon signed-rank test.")
-number = st.column_config.NumberColumn
-st.dataframe(view.comparison_table(report), hide_index=True, key="compare_table",
-             column_config={"Users": number(format="localized"),
-                            **{c: number(format="%.4f") for c in ("Mean A", "Mean B")},
-                            "Δ (B − A)": number(format="%+.4f"), "Δ %": number(format="%+.1f%%")})
-st.markdown(plain(report.verdict()))
-st.download_button("Download the comparison (CSV)", to_csv_bytes(view.comparison_csv_frame(report)),
-                   file_name=f"compare_{dataset}_{a}_vs_{b}.csv".replace(":", "-"),
-                   mime="text/csv", icon=":material/download:", key="compare_download")
-left, right = st.columns(2)
-left.plotly_chart(view.forest_figure(report), key="compare_forest")
-right.plotly_chart(view.category_figure(report.per_category), key="compare_categories")
+if pending.ready(comparison, "The comparison"):
+    view.show_report(comparison.result())
 
 st.header("Per-user NDCG@10")
 counts = queries.win_loss(store, dataset, a, b)

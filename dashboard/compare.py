@@ -21,6 +21,7 @@ from dashboard import pending
 from dashboard import ranking_tasks as tasks
 from dashboard.background import Task
 from dashboard.charts import empty_figure, plain_label
+from dashboard.export import to_csv_bytes
 from dashboard.resources import show_error
 from dashboard.text import plain
 from mgi_core.errors import MgiError
@@ -28,7 +29,6 @@ from mgi_core.evaluation.compare import (
     B_BETTER,
     B_WORSE,
     ComparisonReport,
-    compare,
     format_p,
     metric_label,
     metric_verdict,
@@ -223,11 +223,28 @@ def mark_lists(a: pd.DataFrame, b: pd.DataFrame, held_out: str | None) -> tuple[
 # ---------------------------------------------------------------- Streamlit helpers
 
 
-@st.cache_data(show_spinner="Comparing the two systems…", max_entries=64)
-def cached_compare(_store: Store, db: str, dataset: str, a: str, b: str, stamp_a: str,
-                   stamp_b: str) -> ComparisonReport:
-    """``compare`` (bootstrap CI over users), cached per stored evaluation (stamps)."""
-    return compare(_store, a, b, dataset)
+def show_report(report: ComparisonReport) -> None:
+    """The comparison: the metrics table, the verdict, the download, forest and category
+    plots."""
+    n_users = max((r.n_users for r in report.results), default=0)
+    st.caption(f"A = {report.a}, B = {report.b}, on the {report.split} split of "
+               f"{report.dataset}: {n_users:,} users, each with one held-out item ranked "
+               "against every item they have not reviewed. Δ is the mean per-user difference "
+               "B − A; 95% CI: bootstrap over users; p: two-sided Wilcoxon signed-rank test.")
+    number = st.column_config.NumberColumn
+    st.dataframe(comparison_table(report), hide_index=True, key="compare_table",
+                 column_config={"Users": number(format="localized"),
+                                **{c: number(format="%.4f") for c in ("Mean A", "Mean B")},
+                                "Δ (B − A)": number(format="%+.4f"),
+                                "Δ %": number(format="%+.1f%%")})
+    st.markdown(plain(report.verdict()))
+    name = f"compare_{report.dataset}_{report.a}_vs_{report.b}.csv".replace(":", "-")
+    st.download_button("Download the comparison (CSV)",
+                       to_csv_bytes(comparison_csv_frame(report)), file_name=name,
+                       mime="text/csv", icon=":material/download:", key="compare_download")
+    left, right = st.columns(2)
+    left.plotly_chart(forest_figure(report), key="compare_forest")
+    right.plotly_chart(category_figure(report.per_category), key="compare_categories")
 
 
 def list_tasks(store: Store, dataset: str, system: str, users: Sequence[str],

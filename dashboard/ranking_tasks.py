@@ -4,7 +4,8 @@ At 100k users a ranking context takes seconds to minutes to fit and holds 1-3 GB
 fitted per (dataset, version) and shared by the recommenders of every scorer
 (``Recommender.load(..., context=)``); at most ``MAX_CONTEXTS`` are kept, and a forgotten
 context's recommenders go with it. What pages show (one user's recommendations, a few
-users' top-k lists, the catalogue map, stored profiles) are tasks on top. No Streamlit.
+users' top-k lists, the catalogue map, stored profiles, a paired comparison) are tasks on
+top. No Streamlit.
 
 Keys start with ``(db, dataset, version, stamp)``: ``stamp`` is
 ``queries.profiles.data_stamp``, which changes when the dataset or its embeddings are
@@ -18,6 +19,7 @@ from typing import Any
 
 from dashboard.background import Task, registry
 from dashboard.embedding_map import fit_item_map
+from mgi_core.evaluation.compare import ComparisonReport, compare
 from mgi_core.profiles.service import ensure_profiles
 from mgi_core.ranking.model import load_ranking_context
 from mgi_core.ranking.recommend import Recommender
@@ -36,6 +38,7 @@ _recommendations = registry("recommendation", 128)
 _lists = registry("top-k lists", 64)
 _item_maps = registry("item map", 4, deferred=True)
 _profiles = registry("profiles", 16)
+_comparisons = registry("comparison", 16, deferred=True)
 
 
 def context(store: Store, key: Key) -> Task:
@@ -103,6 +106,18 @@ def profiles(store: Store, key: Key) -> Task:
         return True
 
     return _profiles.start(key, f"Computing interest profiles for {version}", ensure)
+
+
+def comparison(store: Store, dataset: str, a: str, b: str,
+               evaluated: tuple[str | None, str | None]) -> Task:
+    """``compare(a, b)``: the paired comparison with bootstrap CIs (seconds at 100k users),
+    once per pair of stored evaluations (``evaluated``: their stamps)."""
+
+    def paired() -> ComparisonReport:
+        return compare(store, a, b, dataset)
+
+    return _comparisons.start((str(store.path), dataset, a, b, evaluated),
+                              f"Comparing {a} with {b} over every user", paired)
 
 
 def _forget_orphans() -> None:

@@ -24,6 +24,7 @@ from dashboard.resources import _open_store
 from mgi_core.cli import DEMO_DIR
 from mgi_core.data.ingest import ingest_file
 from mgi_core.errors import ConfigError
+from mgi_core.evaluation.protocol import evaluate
 from mgi_core.profiles.service import ensure_profiles
 from mgi_core.store import Store
 from mgi_core.store.queries.datasets import sample_reviews
@@ -166,3 +167,33 @@ def test_the_data_page_pages_through_the_reviews(fresh: Store) -> None:
     assert list(shown["text"]) == list(file_rows["text"].iloc[50:100])  # the file's 51-100
     assert shown.equals(sample_reviews(fresh, "demo", limit=50, offset=50))
     assert "reviews 51–100 of 3,535" in texts(at.caption)
+
+
+def test_the_comparison_is_prepared_in_the_background(
+    fresh: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    evaluate(fresh, "demo", "fake", ["content_hybrid", "mgi_hybrid"])
+    started, release = threading.Event(), threading.Event()
+    real = ranking_tasks.compare
+
+    def slow_compare(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        assert release.wait(120), "the test never released the comparison"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ranking_tasks, "compare", slow_compare)
+    at = _page("app_pages/compare.py", settle=False)
+    try:
+        at.selectbox(key="compare_version_a").set_value("fake")
+        at = run_once(at)
+        assert started.wait(30)
+        # The bootstrap runs in the background; the per-user counts (DuckDB) are drawn now.
+        assert "The comparison: being prepared" in texts(at.info)
+        assert _frame(at, "Metric") is None
+        assert [m.label for m in at.metric] == ["B better for", "B worse for", "Same for"]
+    finally:
+        release.set()
+    at = run(at)
+    table = _frame(at, "Metric")
+    assert table is not None and (table["Users"] == 285).all()
+    assert "being prepared" not in texts(at.info)
