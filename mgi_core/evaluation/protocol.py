@@ -106,7 +106,12 @@ def evaluate(
                 ctx, SCORERS[scorer].features, "val", seed=seed, batch_size=batch_size
             )
     features = tuple(dict.fromkeys(f for s in scorers for f in SCORERS[s].features))
-    batch_size = batch_size or default_batch_size(inter.n_items, len(features))
+    # The batch's features, and the z-scores of those a fused scorer standardises (cached
+    # for the other fused scorers of the batch), fit the budget together.
+    standardised = {f for s in scorers if len(SCORERS[s].features) > 1
+                    for f in SCORERS[s].features}
+    batch_size = batch_size or default_batch_size(inter.n_items,
+                                                  len(features) + len(standardised))
     rngs = {s: np.random.default_rng(seed) for s in scorers}  # random: one stream per scorer
     ranks = {s: np.zeros(len(users), dtype=np.int64) for s in scorers}
     tops = {s: np.full((len(users), 10), -1, dtype=np.int64) for s in scorers}
@@ -114,12 +119,13 @@ def evaluate(
         stop = start + len(batch)
         exclude = inter.train[batch].toarray() > 0  # (b, n_items) seen in train
         feats = compute_features(ctx, batch, features)  # shared by the scorers
+        zscores: dict[str, np.ndarray] = {}  # and so are their standardised values
         for scorer in scorers:
             scores = scorer_scores(ctx, scorer, batch, exclude, weights[scorer], rngs[scorer],
-                                   features=feats)
+                                   features=feats, zscores=zscores)
             ranks[scorer][start:stop] = target_ranks(scores, items[start:stop], exclude)
             tops[scorer][start:stop] = top_k(scores, 10, exclude)
-        del feats
+        del feats, zscores
         if progress is not None:
             progress(stop, len(users))
     for scorer in scorers:

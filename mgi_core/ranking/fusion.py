@@ -135,16 +135,27 @@ def split_weights(
 
 
 def fused(
-    features: dict[str, np.ndarray], weights: dict[str, Any], exclude: np.ndarray
+    features: dict[str, np.ndarray], weights: dict[str, Any], exclude: np.ndarray,
+    zscores: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Σ_f w_f · z_f per user, with the cold segment's weights for cold users if given."""
+    """Σ_f w_f · z_f per user, with the cold segment's weights for cold users if given.
+
+    ``zscores``: a cache of ``zscore_rows(features[f], exclude)`` by feature name for these
+    users, filled as features are standardised, so that several fused scorers of one batch
+    standardise each feature once.
+    """
     warm, cold = split_weights(weights)
     rows = cold_rows(exclude) if cold else np.zeros(len(exclude), dtype=bool)
     total = np.zeros(exclude.shape)
     for name in dict.fromkeys([*warm, *(cold or {})]):
         w = np.where(rows, (cold or {}).get(name, 0.0), warm.get(name, 0.0))  # (n_users,)
         if name in features and np.any(w):
-            total += w[:, None] * zscore_rows(features[name], exclude)
+            z = zscores.get(name) if zscores is not None else None
+            if z is None:
+                z = zscore_rows(features[name], exclude)
+                if zscores is not None:
+                    zscores[name] = z
+            total += w[:, None] * z
     return total
 
 

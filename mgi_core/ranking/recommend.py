@@ -77,6 +77,7 @@ def scorer_scores(
     weights: dict[str, Any] | None,
     seed: int | np.random.Generator = 0,
     features: dict[str, np.ndarray] | None = None,
+    zscores: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """(len(users), n_items) scores of one scorer, as evaluation ranks with them.
 
@@ -86,7 +87,8 @@ def scorer_scores(
     ``seed``. Scoring users in batches, pass one generator as ``seed`` to every batch: the
     batches then draw the numbers one call over all the users would. ``features``: the
     batch's features when the caller computed them already (``compute_features`` for at
-    least this scorer's signals), so that several scorers share one computation.
+    least this scorer's signals), so that several scorers share one computation;
+    ``zscores``: the batch's cache of standardised features (``fused``), shared likewise.
     """
     spec = SCORERS[scorer]
     if scorer == "random":
@@ -94,7 +96,7 @@ def scorer_scores(
     feats = features if features is not None else compute_features(ctx, users, spec.features)
     if len(spec.features) == 1:
         return feats[spec.features[0]]
-    return fused(feats, weights or spec.fixed_weights or {}, exclude)
+    return fused(feats, weights or spec.fixed_weights or {}, exclude, zscores)
 
 
 def recommend_with_context(
