@@ -417,25 +417,32 @@ def _dataset_of(store, version: str, dataset: str | None) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from mgi_core.evaluation.next_interest import next_interest
     from mgi_core.evaluation.protocol import evaluate
     from mgi_core.ranking.fusion import DEFAULT_SCORERS
 
     bar = ProgressBar(f"evaluating {args.version} on {args.dataset} ({args.split})",
                       unit="users", enabled=False if args.json else None)
-    with _open_store(args.db) as store, bar:
-        result = evaluate(store, args.dataset, args.version,
-                          tuple(args.scorers or DEFAULT_SCORERS), split=args.split,
-                          progress=bar)
+    with _open_store(args.db) as store:
+        with bar:
+            result = evaluate(store, args.dataset, args.version,
+                              tuple(args.scorers or DEFAULT_SCORERS), split=args.split,
+                              progress=bar)
+        interests = next_interest(store, args.dataset, args.version, split=args.split)
     summary = result.summary()
     if args.json:
         print(json.dumps({"dataset": result.dataset, "version": result.version,
                           "split": result.split, "seconds": result.seconds,
                           "scorers": summary.reset_index().to_dict(orient="records"),
-                          "weights": result.weights}, default=float, indent=2))
+                          "weights": result.weights,
+                          "next_interest": interests.to_json()}, default=float, indent=2))
         return 0
     cols = [c for c in ("n_users", "ndcg@10", "recall@10", "mrr", "ndcg@20", "coverage@10")
             if c in summary]
     print(summary[cols].round(4).to_string())
+    print("\nNext interest: the held-out item's category (interest) ranked from the train "
+          "profile, against baselines")
+    print(interests.summary().round(4).to_string())
     return 0
 
 

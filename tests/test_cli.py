@@ -341,6 +341,23 @@ def test_evaluate_off_a_terminal_prints_no_progress(demo_db: Path) -> None:
     assert result.stderr == ""
 
 
+def test_evaluate_reports_next_interest_per_granularity_with_baselines(demo_db: Path) -> None:
+    result = mgi("evaluate", "--dataset", "demo", "--version", "v1", "--scorers",
+                 "popularity", "--db", str(demo_db), "--json")
+    assert result.returncode == 0, result.stderr
+    levels = json.loads(result.stdout)["next_interest"]["levels"]
+    assert {"l1", "l2"} <= set(levels)
+    for level in ("l1", "l2"):
+        assert levels[level]["n_users"] > 0
+        assert set(levels[level]["systems"]) == {"profile", "popular", "frequent", "recent"}
+        for metrics in levels[level]["systems"].values():
+            assert set(metrics) == {"hit@1", "hit@3", "ndcg@5"}
+            assert all(0.0 <= v <= 1.0 for v in metrics.values())
+    text = mgi("evaluate", "--dataset", "demo", "--version", "v1", "--scorers",
+               "popularity", "--db", str(demo_db))
+    assert "Next interest" in text.stdout and "frequent" in text.stdout
+
+
 @pytest.fixture
 def tiny_db(tmp_path: Path, snapshot) -> Path:
     """The tiny corpus (every word in the tiny BERT's vocabulary) ingested as 'tiny'."""

@@ -14,6 +14,7 @@ import duckdb
 from mgi_core.errors import DatasetNotFoundError
 from mgi_core.store import Store
 from mgi_core.store.embeddings import vector_tables
+from mgi_core.store.next_interest import purge_next_interest_metrics
 from mgi_core.store.sql import quote_literal
 
 DATASET_COLUMNS = (
@@ -82,6 +83,7 @@ def purge_dataset(target: Store | duckdb.DuckDBPyConnection, name: str) -> None:
         return
     for table in (*vector_tables(target), *PURGED_TABLES):
         target.execute(f"DELETE FROM {table} WHERE dataset = ?", [name])
+    purge_next_interest_metrics(target, name)  # a table made on first use
     target.execute("DELETE FROM datasets WHERE name = ?", [name])
 
 
