@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
@@ -316,42 +318,63 @@ def top_k(
         return out
     kk = min(k, n_items)
     step = _rows_per_chunk(n_items)
-    for start in range(0, n_users, step):
-        stop = min(start + step, n_users)
-        s = scores[start:stop]  # (b, n_items)
-        b = stop - start
-        ex = _dense_rows(exclude, start, stop)
-        masked = s if ex is None else np.where(ex, -np.inf, s)
-        fast = _top_k_by_block_bound(s, masked, ex, k, kk)
-        if fast is not None:
-            out[start:stop] = fast
-            continue
-        # kth = the kk-th largest masked score. Everything strictly above it is in the list
-        # (excluded items are -inf and never above); the remaining places go to the
-        # lowest-index non-excluded items equal to it.
-        kth = np.partition(masked, n_items - kk, axis=1)[:, n_items - kk, None]  # (b, 1)
-        above = masked > kth
-        tied = masked == kth
-        if ex is not None:
-            tied &= ~ex
-        room = kk - above.sum(axis=1)  # (b,)
-        crowded = np.flatnonzero(tied.sum(axis=1) > room)  # rows with more ties than places
-        if crowded.size:
-            sub = tied[crowded]
-            tied[crowded] = sub & (np.cumsum(sub, axis=1) <= room[crowded, None])
-        r, c = np.nonzero(above | tied)  # <= kk per row; row-major, columns ascending
-        per_row = np.bincount(r, minlength=b)
-        row_start = np.cumsum(per_row) - per_row
-        pos = np.arange(r.size) - row_start[r]  # slot within the row
-        block = np.full((b, k), -1, dtype=np.int64)
-        block[r, pos] = c
-        # Sort each row by (padding last, score descending, item index ascending).
-        pad = block < 0
-        key_score = np.where(pad, 0.0, s[np.arange(b)[:, None], np.maximum(block, 0)])
-        key_index = np.where(pad, n_items, block)
-        order = np.lexsort((key_index, -key_score, pad), axis=1)
-        out[start:stop] = np.take_along_axis(block, order, axis=1)
+    starts = range(0, n_users, step)
+    workers = min(len(starts), _selection_threads())
+    if workers > 1:  # chunks are independent, and numpy lets go of the GIL while it works
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(lambda a: _top_k_rows(scores, exclude, out, a, step, k, kk), starts))
+    else:
+        for start in starts:
+            _top_k_rows(scores, exclude, out, start, step, k, kk)
     return out
+
+
+def _selection_threads() -> int:
+    """Threads ``top_k`` selects with: the CPUs this process may use, at most 4."""
+    try:
+        return max(1, min(4, len(os.sched_getaffinity(0))))
+    except AttributeError:  # not Linux
+        return max(1, min(4, os.cpu_count() or 1))
+
+
+def _top_k_rows(scores: np.ndarray, exclude, out: np.ndarray, start: int, step: int, k: int,
+                kk: int) -> None:
+    """``top_k`` of rows ``start`` to ``start + step`` into the same rows of ``out``."""
+    n_users, n_items = scores.shape
+    stop = min(start + step, n_users)
+    s = scores[start:stop]  # (b, n_items)
+    b = stop - start
+    ex = _dense_rows(exclude, start, stop)
+    masked = s if ex is None else np.where(ex, -np.inf, s)
+    fast = _top_k_by_block_bound(s, masked, ex, k, kk)
+    if fast is not None:
+        out[start:stop] = fast
+        return
+    # kth = the kk-th largest masked score. Everything strictly above it is in the list
+    # (excluded items are -inf and never above); the remaining places go to the
+    # lowest-index non-excluded items equal to it.
+    kth = np.partition(masked, n_items - kk, axis=1)[:, n_items - kk, None]  # (b, 1)
+    above = masked > kth
+    tied = masked == kth
+    if ex is not None:
+        tied &= ~ex
+    room = kk - above.sum(axis=1)  # (b,)
+    crowded = np.flatnonzero(tied.sum(axis=1) > room)  # rows with more ties than places
+    if crowded.size:
+        sub = tied[crowded]
+        tied[crowded] = sub & (np.cumsum(sub, axis=1) <= room[crowded, None])
+    r, c = np.nonzero(above | tied)  # <= kk per row; row-major, columns ascending
+    per_row = np.bincount(r, minlength=b)
+    row_start = np.cumsum(per_row) - per_row
+    pos = np.arange(r.size) - row_start[r]  # slot within the row
+    block = np.full((b, k), -1, dtype=np.int64)
+    block[r, pos] = c
+    # Sort each row by (padding last, score descending, item index ascending).
+    pad = block < 0
+    key_score = np.where(pad, 0.0, s[np.arange(b)[:, None], np.maximum(block, 0)])
+    key_index = np.where(pad, n_items, block)
+    order = np.lexsort((key_index, -key_score, pad), axis=1)
+    out[start:stop] = np.take_along_axis(block, order, axis=1)
 
 
 _BLOCK = 128  # items per block for the block-max bound
