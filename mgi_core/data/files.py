@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mgi_core.errors import DataValidationError
+from mgi_core.processes import process_alive
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +261,7 @@ def cleanup_stale_temp_files(folder: Path | None = None) -> list[Path]:
             continue
         m = _TEMP_NAME.match(name)
         try:
-            stale = (not _process_alive(int(m[1]))) if m else (
+            stale = (not process_alive(int(m[1]))) if m else (
                 time.time() - entry.stat().st_mtime > STALE_UNNAMED_S)
             if not stale:
                 continue
@@ -273,16 +274,6 @@ def cleanup_stale_temp_files(folder: Path | None = None) -> list[Path]:
         removed.append(entry)
         log.info("removed %s, left behind by a process that has ended", entry)
     return removed
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def detect_delimiter(header_line: str) -> str:

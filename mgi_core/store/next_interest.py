@@ -17,6 +17,7 @@ removed with the dataset (``purge_next_interest_metrics``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import duckdb
@@ -24,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from mgi_core.store import Store
-from mgi_core.store.embeddings import _read_ids_and_matrix, item_table, review_table
+from mgi_core.store.embeddings import _read_ids_and_matrix, item_table
+from mgi_core.store.profiles import last_liked_vectors
 from mgi_core.store.sql import quote_identifier
 
 TABLE = "next_interest_metrics"
@@ -151,27 +153,8 @@ def latest_train_vectors(
     """(user_ids, (n, d) vectors): the ``version`` embedding of each user's latest train
     review (by time, missing times first, ties by review_id) for the users from
     ``users[0]`` to ``users[1]`` (inclusive; only those in ``only`` when given), by
-    user_id."""
-    where, params = "", [dataset, users[0], users[1]]
-    if only is not None:
-        where = " AND user_id IN (SELECT unnest(?::VARCHAR[]))"
-        params.append([str(u) for u in only])
-    sql = f"""
-        WITH last AS (
-            SELECT user_id,
-                   arg_max(review_id, (coalesce(epoch_us(ts), -9223372036854775807),
-                                       review_id)) AS review_id
-            FROM reviews
-            WHERE dataset = ? AND split = 'train' AND user_id BETWEEN ? AND ?{where}
-            GROUP BY user_id)
-        SELECT last.user_id, e.embedding FROM last
-        JOIN {review_table(d)} e ON e.review_id = last.review_id
-        WHERE e.version = ? AND e.dataset = ?
-        ORDER BY last.user_id"""
-    params += [version, dataset]
-    with store.reader() as cur:
-        ids, vectors = _read_ids_and_matrix(cur, sql, params, "user_id", int(d))
-    return [str(u) for u in ids], vectors
+    user_id: ``last_liked_vectors`` with no review counted as liked."""
+    return last_liked_vectors(store, version, dataset, d, math.inf, users, only)
 
 
 def item_vectors_of(

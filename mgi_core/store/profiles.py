@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from mgi_core.processes import process_alive
 from mgi_core.store import Store
 from mgi_core.store.embeddings import _read_ids_and_matrix, review_table, vector_tables
 from mgi_core.store.sql import quote_identifier
@@ -226,21 +227,11 @@ def drop_stale_profile_builds(store: Store) -> list[str]:
     dropped = []
     for (name,) in names:
         pid = name[len(STAGING_PREFIX):].split("_", 1)[0]
-        if pid.isdigit() and not _process_alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             with store.reader() as cur:
                 cur.execute(f"DROP TABLE IF EXISTS {quote_identifier(name)}")
             dropped.append(name)
     return dropped
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def profile_levels(
