@@ -15,6 +15,21 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 HEADER = ["user_id", "item_id", "text", "rating", "timestamp", "category", "item_title"]
 
 
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """The demo data (300 users with planted favourites, cold ones) with the keyword fake
+    encoder as version 'fake'; one store per test module."""
+    from mgi_core.cli import DEMO_DIR
+    from mgi_core.data.ingest import ingest_file
+    from tests.fake_encoder import DEMO_VOCAB, register_fake_version
+
+    s = Store(tmp_path_factory.mktemp("demo") / "demo.duckdb")
+    ingest_file(s, DEMO_DIR / "reviews.csv", "demo")
+    register_fake_version(s, "demo", DEMO_VOCAB)
+    yield s
+    s.close()
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     s = Store(tmp_path / "mgi.duckdb")

@@ -18,6 +18,10 @@ import pyarrow.parquet as pq
 from mgi_core.store import Store
 from mgi_core.store.embeddings import load_embedding_set
 
+# The demo's product words: a keyword fake encoder over them separates the planted interests.
+DEMO_VOCAB = ["headphones", "speaker", "lens", "camera", "laptop", "keyboard", "coffee",
+              "knife", "novel", "plot", "bike", "tent", "battery", "sound"]
+
 
 def keyword_vectors(texts: list[str], vocab: list[str]) -> np.ndarray:
     index = {w: k for k, w in enumerate(vocab)}

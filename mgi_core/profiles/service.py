@@ -96,12 +96,22 @@ def profile_batches(
     for start in range(0, len(users), batch_users):
         span = (users[start], users[min(start + batch_users, len(users)) - 1])
         reviews, vectors = load_train_embeddings(store, dataset, version, span)
-        probs = _head_probs(store, version, dataset, reviews["review_id"].to_numpy(), heads,
-                            span)
-        part = build_user_profiles(reviews, vectors, config, probs, version, dataset,
-                                   corpus=corpus, first_vector_row=first)
+        part = _build(store, dataset, version, reviews, vectors, config, heads, span, corpus,
+                      first)
         first += len(part.vectors)
         yield part
+
+
+def _build(
+    store: Store, dataset: str, version: str, reviews: pd.DataFrame, vectors: np.ndarray,
+    config: ProfileConfig | None, heads: dict[str, list[str]],
+    users: tuple[str, str] | None = None, corpus: CorpusFrequencies | None = None,
+    first_vector_row: int = 0,
+) -> UserProfiles:
+    """``build_user_profiles`` of these train reviews with their head probabilities."""
+    probs = _head_probs(store, version, dataset, reviews["review_id"].to_numpy(), heads, users)
+    return build_user_profiles(reviews, vectors, config, probs, version, dataset,
+                               corpus=corpus, first_vector_row=first_vector_row)
 
 
 def compute_profiles(
@@ -114,11 +124,8 @@ def compute_profiles(
     """Profiles of every user of ``dataset`` under ``version`` (train reviews only), in
     memory: from ``embeddings`` when given, else from the store in batches."""
     if embeddings is not None:
-        info = get_version(store, version)
-        reviews, vectors = embeddings
-        heads = info.get("heads") or {}
-        probs = _head_probs(store, version, dataset, reviews["review_id"].to_numpy(), heads)
-        return build_user_profiles(reviews, vectors, config, probs, version, dataset)
+        heads = get_version(store, version).get("heads") or {}
+        return _build(store, dataset, version, *embeddings, config, heads)
     parts = list(profile_batches(store, dataset, version, config))
     d = embedding_dim(store, version, dataset)
     rows = pd.concat([p.rows for p in parts], ignore_index=True) if parts else pd.DataFrame()

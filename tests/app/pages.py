@@ -8,6 +8,7 @@ status would, so a test sees the settled page. ``run_once`` sees the page as fir
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any
 
 from streamlit.testing.v1 import AppTest
@@ -55,3 +56,29 @@ def texts(elements: Any) -> str:
 
 def raw_texts(elements: Any) -> str:
     return "\n".join(str(e.value) for e in elements)
+
+
+def hold(monkeypatch: Any, owner: Any, name: str) -> tuple[threading.Event, threading.Event]:
+    """Replace ``owner.name`` by a version that sets ``started`` and waits for ``release``
+    before doing the real work: a test sees a page while that background work runs."""
+    started, release = threading.Event(), threading.Event()
+    real = getattr(owner, name)
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        assert release.wait(120), f"the test never released {name}"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, held)
+    return started, release
+
+
+def release_app_store(path: Any) -> None:
+    """After a test module's app database: end its background work, close the cached
+    store of ``path`` and forget it."""
+    from dashboard.resources import _open_store
+
+    background.wait_all()
+    background.clear_all()
+    _open_store(str(path)).close()
+    _open_store.clear()

@@ -17,7 +17,6 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import background
 from dashboard.compare import users_text
 from dashboard.resources import _open_store
 from mgi_core.cli import DEMO_DIR
@@ -26,7 +25,7 @@ from mgi_core.evaluation.compare import compare
 from mgi_core.evaluation.protocol import evaluate
 from mgi_core.store import Store
 from mgi_core.store.queries import evaluations as browse
-from tests.app.pages import open_page
+from tests.app.pages import open_page, release_app_store
 from tests.app.pages import run as _run
 from tests.app.pages import texts as _texts
 from tests.conftest import write_csv
@@ -43,10 +42,7 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     path = tmp_path / "app.duckdb"
     monkeypatch.setenv("MGI_DB", str(path))
     yield path
-    background.wait_all()
-    background.clear_all()
-    _open_store(str(path)).close()
-    _open_store.clear()
+    release_app_store(path)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from mgi_core.profiles.service import ensure_profiles
 from mgi_core.store import Store
 from mgi_core.store.queries.datasets import sample_reviews
 from mgi_core.store.queries.profiles import find_users
-from tests.app.pages import APP, run, run_once, texts
+from tests.app.pages import APP, hold, release_app_store, run, run_once, texts
 from tests.fake_encoder import register_fake_version
 
 VOCAB = ["headphones", "speaker", "lens", "camera", "laptop", "keyboard", "coffee", "knife",
@@ -46,10 +45,7 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         register_fake_version(store, "demo", VOCAB, version="fake")
         ensure_profiles(store, "demo", "fake")  # stored, as after `mgi evaluate`
         yield path
-    background.wait_all()
-    background.clear_all()
-    _open_store(str(path)).close()
-    _open_store.clear()
+    release_app_store(path)
 
 
 @pytest.fixture
@@ -79,15 +75,7 @@ def _downloads(at: AppTest) -> list[str]:
 def test_recommendations_are_prepared_in_the_background(
     fresh: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fitting, release = threading.Event(), threading.Event()
-    real = ranking_tasks.load_ranking_context
-
-    def slow_fit(*args: Any, **kwargs: Any) -> Any:
-        fitting.set()
-        assert release.wait(120), "the test never released the fit"
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(ranking_tasks, "load_ranking_context", slow_fit)
+    fitting, release = hold(monkeypatch, ranking_tasks, "load_ranking_context")
     try:
         at = _page("app_pages/profiles.py", settle=False)
         assert fitting.wait(30)  # the fit started, and the page was drawn without it
@@ -173,15 +161,7 @@ def test_the_comparison_is_prepared_in_the_background(
     fresh: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     evaluate(fresh, "demo", "fake", ["content_hybrid", "mgi_hybrid"])
-    started, release = threading.Event(), threading.Event()
-    real = ranking_tasks.compare
-
-    def slow_compare(*args: Any, **kwargs: Any) -> Any:
-        started.set()
-        assert release.wait(120), "the test never released the comparison"
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(ranking_tasks, "compare", slow_compare)
+    started, release = hold(monkeypatch, ranking_tasks, "compare")
     at = _page("app_pages/compare.py", settle=False)
     try:
         at.selectbox(key="compare_version_a").set_value("fake")

@@ -73,16 +73,6 @@ def tiny(store: Store, tmp_path: Path) -> Store:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Store:
-    """The demo (300 users with planted favourites) with the keyword fake encoder."""
-    store = Store(tmp_path_factory.mktemp("demo") / "demo.duckdb")
-    ingest_file(store, DEMO_DIR / "reviews.csv", "demo")
-    register_fake_version(store, "demo", DEMO_VOCAB)
-    yield store
-    store.close()
-
-
-@pytest.fixture(scope="module")
 def demo_result(demo: Store) -> NextInterestResult:
     return next_interest(demo, "demo", "fake")
 

@@ -7,25 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mgi_core.cli import DEMO_DIR
-from mgi_core.data.ingest import ingest_file
 from mgi_core.evaluation import protocol
 from mgi_core.evaluation.protocol import evaluate
 from mgi_core.ranking import fusion, recommend
 from mgi_core.ranking.fusion import DEFAULT_SCORERS
 from mgi_core.store import Store
-from tests.fake_encoder import register_fake_version
-from tests.ranking.test_ranking import DEMO_VOCAB
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Store:
-    """The demo data (300 users, cold ones) with the keyword fake encoder, profiles stored."""
-    store = Store(tmp_path_factory.mktemp("demo") / "demo.duckdb")
-    ingest_file(store, DEMO_DIR / "reviews.csv", "demo")
-    register_fake_version(store, "demo", DEMO_VOCAB)
-    yield store
-    store.close()
 
 
 @pytest.fixture(scope="module")

@@ -20,10 +20,7 @@ from mgi_core.profiles.service import (
     stored_profiles,
     user_profile,
 )
-from tests.fake_encoder import register_fake_version
-
-DEMO_VOCAB = ["headphones", "speaker", "lens", "camera", "laptop", "keyboard", "coffee",
-              "knife", "novel", "plot", "bike", "tent", "battery", "sound"]
+from tests.fake_encoder import DEMO_VOCAB, register_fake_version
 
 
 def test_profiles_recover_the_planted_interests_of_the_demo(store) -> None:

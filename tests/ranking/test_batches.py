@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from mgi_core.cli import DEMO_DIR
-from mgi_core.data.ingest import ingest_file
 from mgi_core.errors import ConfigError
 from mgi_core.ranking import fusion, recommend
 from mgi_core.ranking.batches import default_batch_size, user_batches
@@ -20,8 +18,6 @@ from mgi_core.ranking.model import load_ranking_context
 from mgi_core.ranking.recommend import Recommender
 from mgi_core.ranking.signals.collaborative import ItemKnn
 from mgi_core.store import Store
-from tests.fake_encoder import register_fake_version
-from tests.ranking.test_ranking import DEMO_VOCAB
 
 
 def test_default_batch_size_keeps_the_dense_arrays_under_the_budget() -> None:
@@ -67,16 +63,6 @@ def test_item_knn_fit_keeps_no_dense_item_by_item_matrix() -> None:
     knn = _knn(train)
     assert not any(isinstance(v, np.ndarray) and v.ndim == 2 for v in vars(knn).values())
     assert sp.issparse(knn.cooccurrence)
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Store:
-    """The demo data (300 users, cold ones) with the keyword fake encoder."""
-    store = Store(tmp_path_factory.mktemp("demo") / "demo.duckdb")
-    ingest_file(store, DEMO_DIR / "reviews.csv", "demo")
-    register_fake_version(store, "demo", DEMO_VOCAB)
-    yield store
-    store.close()
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ from mgi_core.ranking.interactions import load_interactions
 from mgi_core.ranking.model import aligned_item_vectors, load_ranking_context
 from mgi_core.ranking.recommend import Recommender, recommend
 from tests.conftest import write_csv
-from tests.fake_encoder import register_fake_version
+from tests.fake_encoder import DEMO_VOCAB, register_fake_version
 
 VOCAB = ["bass", "headphones", "lens", "zoom", "plot", "novel", "secret", "pad"]
 
@@ -149,8 +149,6 @@ def test_evaluate_stores_paired_per_user_metrics_and_compares(fake_store) -> Non
     assert same.loc["ndcg@10", "diff"] == 0.0
 
 
-DEMO_VOCAB = ["headphones", "speaker", "lens", "camera", "laptop", "keyboard", "coffee",
-              "knife", "novel", "plot", "bike", "tent", "battery", "sound"]
 
 
 def _recomputed_context(store, dataset: str, version: str):
