@@ -95,6 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--split", default="test", choices=("test", "val"))
     compare.add_argument("--json", action="store_true")
 
+    ablate = sub.add_parser(
+        "ablate", parents=[db],
+        help="What each feature group is worth: the full system against variants with one "
+             "group removed and against CF + overall content, paired over users.",
+    )
+    ablate.add_argument("--dataset", default=None, help="Default: the version's dataset.")
+    ablate.add_argument("--version", required=True, help="Model version (e.g. base, v1).")
+    ablate.add_argument("--split", default="test", choices=("test", "val"))
+    ablate.add_argument("--stored", action="store_true",
+                        help="Report the stored ablation without evaluating again.")
+    ablate.add_argument("--json", action="store_true")
+
     rec = sub.add_parser("recommend", parents=[db], help="Top items for a user, with reasons.")
     rec.add_argument("--user", required=True)
     rec.add_argument("--version", required=True)
@@ -462,6 +474,39 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from mgi_core.evaluation.ablation import load_ablation, run_ablation
+    from mgi_core.evaluation.compare import format_p
+
+    with _open_store(args.db) as store:
+        dataset = _dataset_of(store, args.version, args.dataset)
+        if args.stored:
+            report = load_ablation(store, dataset, args.version, args.split)
+        else:
+            bar = ProgressBar(f"ablation of {args.version} on {dataset} ({args.split})",
+                              unit="users", enabled=False if args.json else None)
+            with bar:
+                report = run_ablation(store, dataset, args.version, args.split, progress=bar)
+    if args.json:
+        print(json.dumps(report.to_dict(), default=float, indent=2))
+        return 0
+    full = report.full_means()
+    print(f"Ablation of {args.version} on {dataset} ({args.split}): each variant against the "
+          f"full system (mgi_hybrid), paired over users; Δ = variant − full")
+    print("full system: " + ", ".join(f"{m} {v:.4f}" for m, v in full.items()))
+    frame = report.to_frame()
+    frame["Δ [95% CI]"] = [f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]" for d, lo, hi in
+                           zip(frame["diff"], frame["ci_low"], frame["ci_high"], strict=True)]
+    frame["p"] = frame["p_value"].map(format_p)
+    for metric, part in frame.groupby("metric", sort=False):
+        print(f"\n{metric}")
+        shown = part.set_index("variant")[["removed", "mean_variant", "Δ [95% CI]", "p",
+                                           "n_users"]]
+        print(shown.rename(columns={"mean_variant": "mean"}).round(4).to_string())
+    print("\n" + report.reference.verdict())
+    return 0
+
+
 def cmd_recommend(args: argparse.Namespace) -> int:
     from mgi_core.ranking.recommend import recommend
 
@@ -513,7 +558,8 @@ def cmd_run_job(args: argparse.Namespace) -> int:
 COMMANDS = {
     "ingest": cmd_ingest, "datasets": cmd_datasets, "load-demo": cmd_load_demo,
     "train": cmd_train, "embed": cmd_embed, "versions": cmd_versions, "run-job": cmd_run_job,
-    "evaluate": cmd_evaluate, "compare": cmd_compare, "recommend": cmd_recommend,
+    "evaluate": cmd_evaluate, "compare": cmd_compare, "ablate": cmd_ablate,
+    "recommend": cmd_recommend,
     "profile": cmd_profile, "jobs": cmd_jobs, "cancel": cmd_cancel,
 }
 

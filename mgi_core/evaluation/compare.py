@@ -28,6 +28,10 @@ METRIC_LABELS = {
     "recall@20": "Recall@20", "hit@10": "HitRate@10", "hit@20": "HitRate@20",
     "coverage@10": "Coverage@10", "diversity@10": "Diversity@10",
     "category_entropy@10": "Category entropy@10",
+    "top_l1_hit@1": "List leads with next L1 (hit@1)",
+    "top_l1_ndcg@5": "Next L1 in list (NDCG@5)",
+    "top_l2_hit@1": "List leads with next L2 (hit@1)",
+    "top_l2_ndcg@5": "Next L2 in list (NDCG@5)",
 }
 ALPHA = 0.05  # significance level of the verdicts
 B_BETTER, B_WORSE, NO_CLEAR_DIFFERENCE = "B better", "B worse", "no clear difference"

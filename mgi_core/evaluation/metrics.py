@@ -478,3 +478,48 @@ def category_entropy(categories: Sequence[str | None]) -> float:
     p = np.fromiter(counts.values(), dtype=np.float64)
     p /= p.sum()
     return float(-(p * np.log2(p)).sum() + 0.0)  # + 0.0 turns -0.0 into 0.0
+
+
+def list_category_ranks(
+    tops: np.ndarray, item_codes: np.ndarray, target_codes: np.ndarray,
+    popularity_rank: np.ndarray,
+) -> np.ndarray:
+    """0-based rank of each user's target category among all categories, as a top-k list
+    puts them: the categories in the list by their discounted count (Σ 1 / log2(position +
+    2) over the list's items in the category, highest first), then the others; ties by
+    global popularity (``popularity_rank``, 0 = most popular). -1 where the user has no
+    target category.
+
+    So rank 0 means the list leads with the category of the user's next item: the question
+    a reader of the list asks ("is the top interest right?"), answered by the ranking.
+
+    Args:
+        tops: (n_users, k) item indices, -1 = padding.
+        item_codes: (n_items,) category code of each item, -1 = none.
+        target_codes: (n_users,) code of the held-out item's category, -1 = none.
+        popularity_rank: (n_categories,) 0-based popularity rank of each code.
+    """
+    tops = np.asarray(tops, dtype=np.int64)
+    item_codes = np.asarray(item_codes, dtype=np.int64)
+    target_codes = np.asarray(target_codes, dtype=np.int64)
+    popularity_rank = np.asarray(popularity_rank, dtype=np.int64)
+    n_users, k = tops.shape
+    codes = np.where(tops >= 0, item_codes[np.maximum(tops, 0)], -1)  # (n, k)
+    discount = 1.0 / np.log2(np.arange(k) + 2.0)
+    ranks = np.full(n_users, -1, dtype=np.int64)
+    for row in np.flatnonzero(target_codes >= 0):
+        target = target_codes[row]
+        positions = np.flatnonzero(codes[row] >= 0)
+        cats, inverse = np.unique(codes[row][positions], return_inverse=True)
+        weights = np.bincount(inverse, weights=discount[positions], minlength=len(cats))
+        w_target = float(weights[cats == target].sum())
+        pop_target = popularity_rank[target]
+        others = cats != target
+        ahead = int(((weights > w_target) | ((weights == w_target)
+                                             & (popularity_rank[cats] < pop_target)))[others]
+                    .sum())
+        if w_target == 0.0:  # unlisted categories more popular than the target come first
+            ahead += int((popularity_rank < pop_target).sum()
+                         - (popularity_rank[cats[others]] < pop_target).sum())
+        ranks[row] = ahead
+    return ranks

@@ -3,7 +3,10 @@
 For every user with a held-out item in ``split`` (users with ≥ 3 reviews), all items the
 user did not review in train are ranked; the held-out item's rank gives Recall@K, NDCG@K,
 HitRate@K and MRR. Beyond accuracy: catalog coverage, intra-list diversity and category
-entropy of the top-10. Per-user metrics are stored so comparisons are paired.
+entropy of the top-10. Whether the top-10 leads with the category of the held-out item
+(``top_l1_hit@1``, ``top_l1_ndcg@5``, and at L2 where items have one): next-interest read
+from the ranked list, so every scorer (and every ablation variant) has a number for it.
+Per-user metrics are stored so comparisons are paired.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from mgi_core.evaluation.metrics import (
     catalog_coverage,
     category_entropy,
     intra_list_diversity,
+    list_category_ranks,
     metrics_from_ranks,
     target_ranks,
     top_k,
@@ -128,10 +132,14 @@ def evaluate(
         del feats, zscores
         if progress is not None:
             progress(stop, len(users))
+    levels = category_codes(ctx)
     for scorer in scorers:
         per_user: dict[str, np.ndarray] = {}
         for k in KS:
             per_user.update(metrics_from_ranks(ranks[scorer], k))
+        for level, (codes, popularity) in levels.items():
+            per_user.update(list_category_metrics(
+                list_category_ranks(tops[scorer], codes, codes[items], popularity), level))
         frame = pd.DataFrame(per_user, index=pd.Index(inter.users[users], name="user_id"))
         result.per_user[scorer] = frame
         result.beyond[scorer] = _beyond(ctx, tops[scorer])
@@ -139,6 +147,39 @@ def evaluate(
     if save:
         save_evaluation(store, result)
     return result
+
+
+def category_codes(ctx: FeatureContext) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per category level some item has (l1, l2): (each item's category code, -1 = none;
+    each code's 0-based popularity rank by train interactions, ties by name)."""
+    inter = ctx.inter
+    counts = np.asarray(inter.train.sum(axis=0)).ravel()  # (n_items,) train users per item
+    out = {}
+    for level, labels in (("l1", inter.item_l1), ("l2", inter.item_l2)):
+        known = np.array([isinstance(c, str) for c in labels], dtype=bool)
+        if not known.any():
+            continue
+        names, codes = np.unique(labels[known].astype(str), return_inverse=True)
+        item_codes = np.full(len(labels), -1, dtype=np.int64)
+        item_codes[known] = codes
+        per_category = np.bincount(codes, weights=counts[known], minlength=len(names))
+        order = np.lexsort((np.arange(len(names)), -per_category))  # names are sorted
+        popularity = np.empty(len(names), dtype=np.int64)
+        popularity[order] = np.arange(len(names))
+        out[level] = (item_codes, popularity)
+    return out
+
+
+def list_category_metrics(ranks: np.ndarray, level: str) -> dict[str, np.ndarray]:
+    """``top_<level>_hit@1`` and ``top_<level>_ndcg@5`` per user from the rank of the
+    held-out item's category in the top-10 list (``list_category_ranks``); NaN for users
+    whose held-out item has no category at that level (their rank is -1)."""
+    missing = ranks < 0
+    safe = np.where(missing, 0, ranks)
+    hit = metrics_from_ranks(safe, 1)["hit@1"]
+    ndcg = metrics_from_ranks(safe, 5)["ndcg@5"]
+    return {f"top_{level}_hit@1": np.where(missing, np.nan, hit),
+            f"top_{level}_ndcg@5": np.where(missing, np.nan, ndcg)}
 
 
 def _beyond(ctx: FeatureContext, tops: np.ndarray) -> dict[str, float]:
@@ -170,12 +211,15 @@ def save_evaluation(store: Store, result: EvaluationResult) -> None:
     summary = []
     for scorer, frame in result.per_user.items():
         melted = frame.reset_index().melt(id_vars="user_id", var_name="metric", value_name="value")
+        melted = melted[melted["value"].notna()]  # a user without a category at a level
         melted.insert(0, "split", result.split)
         melted.insert(0, "scorer", scorer)
         long.append(melted)
         details = json.dumps({"weights": result.weights.get(scorer)})
+        counts = frame.count()  # users with a value (a category metric skips some)
         for metric, value in {**frame.mean().to_dict(), **result.beyond[scorer]}.items():
-            summary.append((scorer, metric, float(value), len(frame), details))
+            n_users = int(counts[metric]) if metric in counts else len(frame)
+            summary.append((scorer, metric, float(value), n_users, details))
     replace_evaluation(
         store, result.dataset, result.version, result.split, list(result.per_user),
         pd.concat(long, ignore_index=True), summary, result.weights,

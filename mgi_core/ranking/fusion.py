@@ -70,16 +70,33 @@ def _needs_embeddings(signal: str) -> bool:
                for n in needs)
 
 
+# The feature groups of the full system, as the ablation removes them (``ABLATION_SCORERS``):
+# collaborative filtering, the overall content match, content at the finer granularities
+# (last liked review, fine interests, categories), and the category signals.
+FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "cf": ("popularity", "item_knn", "mf"),
+    "overall_content": ("content",),
+    "granular_content": ("content_last", "content_interest", "content_category"),
+    "category": ("affinity_l1", "affinity_l2", "transition_l1"),
+}
+GROUP_LABELS = {
+    "cf": "CF (popularity, item-kNN, MF)",
+    "overall_content": "overall content",
+    "granular_content": "finer content (last review, interests, categories)",
+    "category": "category affinities, transitions",
+}
+
 # The multi-granularity content signals: each content level, category affinities, transitions.
 MG_SIGNALS = (
-    "content",
-    "content_last",
-    "content_interest",
-    "content_category",
-    "affinity_l1",
-    "affinity_l2",
-    "transition_l1",
+    *FEATURE_GROUPS["overall_content"],
+    *FEATURE_GROUPS["granular_content"],
+    *FEATURE_GROUPS["category"],
 )
+FULL_SCORER = "mgi_hybrid"  # every feature group
+# The strongest system without granularity: CF + overall content, fused the same way. The
+# claim that granularity helps is made against it (the Compare page's default A).
+REFERENCE_SCORER = "cf_content"
+ABLATION_SCORERS = {group: f"without_{group}" for group in FEATURE_GROUPS}
 
 
 SCORERS: dict[str, ScorerSpec] = {
@@ -100,10 +117,17 @@ SCORERS: dict[str, ScorerSpec] = {
         ),
         ScorerSpec("content_hybrid", ("content", "item_knn", "popularity")),
         ScorerSpec("mg_fusion", MG_SIGNALS),
-        ScorerSpec("mgi_hybrid", ("popularity", "item_knn", "mf", *MG_SIGNALS)),
+        ScorerSpec(REFERENCE_SCORER, (*FEATURE_GROUPS["cf"], *FEATURE_GROUPS["overall_content"])),
+        ScorerSpec(FULL_SCORER, (*FEATURE_GROUPS["cf"], *MG_SIGNALS)),
+        *(
+            ScorerSpec(name, tuple(f for g, fs in FEATURE_GROUPS.items() if g != group
+                                   for f in fs))
+            for group, name in ABLATION_SCORERS.items()
+        ),
     ]
 }
-DEFAULT_SCORERS = tuple(SCORERS)
+# What ``evaluate`` runs by default: every scorer but the ablation variants (``ablate``).
+DEFAULT_SCORERS = tuple(s for s in SCORERS if s not in ABLATION_SCORERS.values())
 
 
 def zscore_rows(m: np.ndarray, exclude: np.ndarray) -> np.ndarray:
