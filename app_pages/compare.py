@@ -7,8 +7,10 @@ import streamlit as st
 from dashboard import compare as view
 from dashboard import pending
 from dashboard import ranking_tasks as tasks
+from dashboard.evaluation_sections import show_ablation, show_next_interest_comparison
 from dashboard.resources import get_store
 from mgi_core.data.datasets import list_datasets
+from mgi_core.evaluation.compare import parse_spec
 from mgi_core.store.queries import evaluations as queries
 from mgi_core.store.versions import BASE_VERSION, list_versions
 
@@ -49,6 +51,15 @@ comparison = tasks.comparison(store, dataset, a, b, stamps)
 st.header("Metrics")
 if pending.ready(comparison, "The comparison"):
     view.show_report(comparison.result())
+
+version_a, version_b = parse_spec(a)[0], parse_spec(b)[0]
+st.header("Next interest")
+show_next_interest_comparison(store, dataset, version_a, version_b)
+
+st.header("Ablation")
+st.caption(f"What each feature group adds to {version_b}'s full system: the full system "
+           "against itself without that group.")
+show_ablation(store, dataset, version_b)
 
 st.header("Per-user NDCG@10")
 counts = queries.win_loss(store, dataset, a, b)

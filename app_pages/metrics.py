@@ -1,10 +1,12 @@
-"""Metrics page: training curves and validation metrics per version, stored evaluations."""
+"""Metrics page: training curves and validation metrics per version, stored evaluations,
+next interest per granularity."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from dashboard import metrics_view as view
+from dashboard.evaluation_sections import show_next_interest
 from dashboard.resources import get_store
 from dashboard.training import HEADLINE, show_curves, version_events
 from mgi_core.data.datasets import list_datasets
@@ -62,18 +64,31 @@ if evaluations.empty:
             f"--dataset {dataset} --version VERSION`.", icon=":material/inbox:")
     st.page_link("app_pages/compare.py", label="Go to the Compare page",
                  icon=":material/compare_arrows:")
-    st.stop()
-st.caption("Every stored evaluation of a version with a scorer on the test split: how well "
-           "the held-out item ranked (NDCG@10, Recall@10, MRR, HitRate@10: means over users), "
-           "the share of the catalogue the top-10 lists cover, and their mean diversity.")
-shown_table = view.evaluation_display(evaluations)
-st.dataframe(shown_table, hide_index=True, key="metrics_evaluations", column_config={
-    "users": st.column_config.NumberColumn(format="localized", width="small"),
-    "evaluated": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-    **{c: st.column_config.NumberColumn(format="%.3f") for c in shown_table.columns[2:-1]}})
-st.plotly_chart(view.evaluation_figure(evaluations), key="metrics_evaluation_bars")
-st.subheader("Per category")
-st.caption("Mean NDCG@10 of the users whose held-out item is in each L1 category (the "
-           "categories with the most users).")
-st.plotly_chart(view.heatmap_figure(queries.category_metric(store, dataset)),
-                key="metrics_heatmap")
+else:
+    st.caption("Every stored evaluation of a version with a scorer on the test split: how "
+               "well the held-out item ranked (NDCG@10, Recall@10, MRR, HitRate@10: means over "
+               "users), the share of the catalogue the top-10 lists cover, and their mean "
+               "diversity.")
+    shown_table = view.evaluation_display(evaluations)
+    st.dataframe(shown_table, hide_index=True, key="metrics_evaluations", column_config={
+        "users": st.column_config.NumberColumn(format="localized", width="small"),
+        "evaluated": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+        **{c: st.column_config.NumberColumn(format="%.3f") for c in shown_table.columns[2:-1]}})
+    st.plotly_chart(view.evaluation_figure(evaluations), key="metrics_evaluation_bars")
+    st.subheader("Per category")
+    st.caption("Mean NDCG@10 of the users whose held-out item is in each L1 category (the "
+               "categories with the most users).")
+    st.plotly_chart(view.heatmap_figure(queries.category_metric(store, dataset)),
+                    key="metrics_heatmap")
+
+st.header("Next interest")
+embedded = view.next_interest_versions(versions)
+if state.get("metrics_ni_version") not in embedded:
+    state["metrics_ni_version"] = embedded[0] if embedded else None
+if not embedded:
+    st.caption(f"No version has embedded {dataset} yet: next interest reads a version's "
+               "profiles, built from its embeddings.")
+else:
+    version = st.selectbox("Version", embedded, key="metrics_ni_version", width=420,
+                           help="Whose profiles rank the categories and interests.")
+    show_next_interest(store, dataset, version, key="metrics_next_interest")

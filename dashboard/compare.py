@@ -21,10 +21,9 @@ from dashboard import pending
 from dashboard import ranking_tasks as tasks
 from dashboard.background import Task
 from dashboard.charts import empty_figure, plain_label
+from dashboard.evaluation_sections import background_button
 from dashboard.export import to_csv_bytes
-from dashboard.resources import show_error
 from dashboard.text import plain
-from mgi_core.errors import MgiError
 from mgi_core.evaluation.compare import (
     B_BETTER,
     B_WORSE,
@@ -34,15 +33,14 @@ from mgi_core.evaluation.compare import (
     metric_verdict,
     parse_spec,
 )
-from mgi_core.evaluation.protocol import evaluate
-from mgi_core.ranking.fusion import SCORERS
+from mgi_core.ranking.fusion import FULL_SCORER, REFERENCE_SCORER, SCORERS
 from mgi_core.store import Store
 from mgi_core.store.queries import evaluations as queries
 from mgi_core.store.queries.profiles import data_stamp
 from mgi_core.store.versions import BASE_VERSION
 
-DEFAULT_A = f"{BASE_VERSION}:content_hybrid"
-DEFAULT_B_SCORER = "mgi_hybrid"
+DEFAULT_A = f"{BASE_VERSION}:{REFERENCE_SCORER}"  # CF + overall content, base encoder
+DEFAULT_B_SCORER = FULL_SCORER  # mgi_hybrid: every feature group
 MAX_CATEGORIES = 20  # categories drawn in the per-category bars (the largest)
 CHANGED_USERS = 5  # users offered in "changed most"; their lists are ranked on demand
 _MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
@@ -54,7 +52,8 @@ _UP, _DOWN, _FLAT = "#2b8a3e", "#c92a2a", "#868e96"
 
 
 def default_systems(versions: Sequence[str]) -> tuple[str, str]:
-    """(A, B): base with content_hybrid, and the newest fine-tuned version with mgi_hybrid.
+    """(A, B): base with the reference scorer (CF + overall content, ``REFERENCE_SCORER``),
+    and the newest fine-tuned version with mgi_hybrid (the full system).
 
     ``versions``: the selectable versions, newest first after base (``list_versions``
     order). Without a fine-tuned version B is base with mgi_hybrid.
@@ -73,10 +72,12 @@ def systems_note(a: str, b: str, defaults: tuple[str, str]) -> str | None:
     if version_a == version_b or scorer_a == scorer_b:
         return None
     if (a, b) == tuple(defaults):
-        return ("The default pits the best MGI configuration (the newest version with "
-                f"{DEFAULT_B_SCORER}) against the base-encoder hybrid: it changes the encoder "
+        return ("The default pits the full system (the newest fine-tuned version with "
+                f"{DEFAULT_B_SCORER}: CF, overall content and every finer granularity) against "
+                f"the strongest system without granularity ({REFERENCE_SCORER}: CF and the "
+                "overall content match, on the pre-trained encoder): it changes the encoder "
                 "and the scorer at once. Set the same scorer on both sides to compare "
-                "encoders only.")
+                "encoders only, or the same version to see what granularity adds.")
     return ("A and B differ in both the version and the scorer, so Δ mixes the two. Set the "
             "same scorer on both sides to compare encoders only, or the same version to "
             "compare scorers only.")
@@ -277,7 +278,8 @@ def ready(store: Store, dataset: str, systems: Sequence[str]) -> bool:
     """Whether both systems have stored evaluations of common users; else says what is missing.
 
     A version without embeddings for the dataset points to the Train page; systems that
-    can be evaluated get one 'Evaluate' button, which evaluates them (and reruns).
+    can be evaluated get one 'Evaluate' button, which evaluates them and measures their
+    versions' next interest in the background (the page reruns when it ends).
     """
     missing = []
     for name, system in zip("AB", systems, strict=True):
@@ -295,19 +297,13 @@ def ready(store: Store, dataset: str, systems: Sequence[str]) -> bool:
                     icon=":material/info:")
             if system not in missing:
                 missing.append(system)
-    if missing and st.button("Evaluate", type="primary", key="compare_evaluate",
-                             icon=":material/play_arrow:",
-                             help="Rank every test user's held-out item with "
-                             f"{' and '.join(missing)} and store the per-user metrics."):
-        try:
-            with st.spinner(f"Evaluating {' and '.join(missing)} on {dataset}…"):
-                for version in dict.fromkeys(parse_spec(s)[0] for s in missing):
-                    scorers = [parse_spec(s)[1] for s in missing if parse_spec(s)[0] == version]
-                    evaluate(store, dataset, version, scorers)
-        except MgiError as exc:
-            show_error(exc)
-            return False
-        st.rerun()
+    if missing:
+        background_button(
+            tasks.evaluation(store, dataset, missing),
+            lambda: tasks.evaluation(store, dataset, missing, start=True),
+            "The evaluation", "Evaluate", "compare_evaluate", primary=True,
+            help=f"Rank every test user's held-out item with {' and '.join(missing)}, "
+            "measure next interest for their versions, and store the per-user metrics.")
     if any(queries.evaluation_stamp(store, dataset, s) is None for s in systems):
         return False
     if not sum(queries.win_loss(store, dataset, *systems).values()):

@@ -39,6 +39,13 @@ def tuned_versions(versions: Sequence[Mapping[str, Any]]) -> list[Mapping[str, A
     return [v for v in versions if v.get("kind") != "base" and v.get("status") != "running"]
 
 
+def next_interest_versions(versions: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The versions whose next interest can be shown (ready: embedded), the newest fine-tuned
+    first, base last."""
+    ready = [v for v in versions if v.get("status") == "ready"]
+    return [v["version"] for v in sorted(ready, key=lambda v: v.get("kind") == "base")]
+
+
 def validation_table(versions: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Best-epoch validation metrics per fine-tuned version (the Train page's headline)."""
     columns = ["version", "strategy", "status", "created_at",

@@ -21,7 +21,9 @@ from dashboard.compare import users_text
 from dashboard.resources import _open_store
 from mgi_core.cli import DEMO_DIR
 from mgi_core.data.ingest import ingest_file
-from mgi_core.evaluation.compare import compare
+from mgi_core.evaluation.ablation import load_ablation
+from mgi_core.evaluation.compare import compare, metric_verdict
+from mgi_core.evaluation.next_interest import compare_next_interest, load_next_interest
 from mgi_core.evaluation.protocol import evaluate
 from mgi_core.store import Store
 from mgi_core.store.queries import evaluations as browse
@@ -94,11 +96,11 @@ def test_no_dataset_points_to_the_data_page(db: Path) -> None:
 def test_defaults_and_a_version_without_embeddings(demo: Store) -> None:
     at = _open_page()
     values = {s.label: s.value for s in at.selectbox}
-    assert values == {"Dataset": "demo", "Version A": "base", "Scorer A": "content_hybrid",
+    assert values == {"Dataset": "demo", "Version A": "base", "Scorer A": "cf_content",
                       "Version B": "v2", "Scorer B": "mgi_hybrid"}
     assert at.selectbox(key="compare_version_a").options == ["base", "v2", "v1"]
     # The default changes encoder and scorer at once, and says so.
-    assert "The default pits the best MGI configuration" in _texts(at.caption)
+    assert "The default pits the full system" in _texts(at.caption)
     # base never embedded the demo: say so and point to the Train page's base button.
     assert "version base has no embeddings for demo" in _texts(at.warning)
     assert "Embed with the pre-trained encoder (base)" in _texts(at.warning)
@@ -112,19 +114,20 @@ def test_defaults_and_a_version_without_embeddings(demo: Store) -> None:
 
 def test_evaluate_stores_both_systems_and_draws_the_comparison(demo: Store) -> None:
     at = _select(_open_page(), version_a="v1")
-    assert "A: v1:content_hybrid has no stored evaluation" in _texts(at.info)
+    assert "A: v1:cf_content has no stored evaluation" in _texts(at.info)
     at.button(key="compare_evaluate").click()
     at = _run(at)
-    for system in ("v1:content_hybrid", "v2:mgi_hybrid"):
+    for system in ("v1:cf_content", "v2:mgi_hybrid"):
         assert browse.evaluation_stamp(demo, "demo", system) is not None
-    assert not at.button  # nothing left to evaluate
-    report = compare(demo, "v1:content_hybrid", "v2:mgi_hybrid", "demo")
+    # Nothing left to evaluate; the ablation of B's version is offered.
+    assert [b.key for b in at.button] == ["compare_ablation_run"]
+    report = compare(demo, "v1:cf_content", "v2:mgi_hybrid", "demo")
     table = _table(at)
     assert table["Metric"].tolist() == ["NDCG@10", "Recall@10", "MRR", "NDCG@20", "Recall@20",
                                         "HitRate@10"]
     frame = report.to_frame()
     assert table["Mean A"].tolist() == pytest.approx(
-        frame["mean v1:content_hybrid"].tolist())
+        frame["mean v1:cf_content"].tolist())
     assert table["Δ (B − A)"].tolist() == pytest.approx(frame["diff"].tolist())
     assert (table["Users"] == 285).all()  # demo users with a held-out test review
     # The verdict under the table: the core's sentence, word for word.
@@ -140,17 +143,44 @@ def test_evaluate_stores_both_systems_and_draws_the_comparison(demo: Store) -> N
     scatter = charts["NDCG@10 per user"]["data"][0]
     assert sum(int(row[0]) for row in scatter["customdata"]) == 285
     assert "Per-user NDCG@10" in _texts(at.header)
-    counts = browse.win_loss(demo, "demo", "v1:content_hybrid", "v2:mgi_hybrid")
+    counts = browse.win_loss(demo, "demo", "v1:cf_content", "v2:mgi_hybrid")
     assert sum(counts.values()) == 285
     assert {m.label: m.value for m in at.metric} == {
         "B better for": users_text(counts["better"]), "B worse for": users_text(counts["worse"]),
         "Same for": users_text(counts["same"])}
-    # v1:content_hybrid vs v2:mgi_hybrid is not the default, but changes both too.
+    # v1:cf_content vs v2:mgi_hybrid is not the default, but changes both too.
     assert "A and B differ in both the version and the scorer" in _texts(at.caption)
+    # The evaluation also measured next interest of both versions; the page pairs them.
+    a_ni, b_ni = (load_next_interest(demo, "demo", v) for v in ("v1", "v2"))
+    assert a_ni.levels() == b_ni.levels() == ["l1", "l2", "interest"]
+    paired = next(d.value for d in at.dataframe if "Level" in d.value.columns)
+    # The profile at every level; the baselines that read train activity only (popular,
+    # frequent) give the same numbers under both versions and are left out.
+    by_level = paired.groupby("Level", sort=False)["System"].unique().map(list)
+    assert by_level.index.tolist() == ["L1 categories", "L2 categories", "Fine interests"]
+    assert all(systems[0] == "profile" for systems in by_level)
+    assert not {"popular", "frequent"} & {
+        *by_level["L1 categories"], *by_level["L2 categories"]}
+    assert "recent" in by_level["Fine interests"]  # the version's own interests
+    levels = {"L1 categories": "l1", "L2 categories": "l2", "Fine interests": "interest"}
+    for _, row in paired.iterrows():  # every row is the core's paired result
+        metric = {"Hit@1": "hit@1", "NDCG@5": "ndcg@5"}[row["Metric"]]
+        expected = compare_next_interest(a_ni, b_ni, levels[row["Level"]], row["System"],
+                                         metric)
+        assert row["Users"] == expected.n_users
+        assert row["Δ (B − A)"] == pytest.approx(expected.diff)
+        assert row["Verdict"] == metric_verdict(expected)
+    assert set(paired["Metric"]) == {"Hit@1", "NDCG@5"}
+    # Without classification heads (fake versions have none) a category's affinity is the
+    # user's share of reviews in it × their sentiment, the same under both versions: no
+    # difference at L1. Fine interests are each version's own clusters: they differ.
+    l1_profile = (paired["Level"] == "L1 categories") & (paired["System"] == "profile")
+    assert paired.loc[l1_profile, "Δ (B − A)"].eq(0).all()
+    assert not paired.loc[paired["Level"] == "Fine interests", "Δ (B − A)"].eq(0).all()
 
 
 def test_switching_scorer_and_version_changes_the_table(demo: Store) -> None:
-    evaluate(demo, "demo", "v1", ["content_hybrid"])
+    evaluate(demo, "demo", "v1", ["cf_content"])
     evaluate(demo, "demo", "v2", ["mgi_hybrid", "content"])
     means = browse.evaluation_table(demo, "demo").set_index("system")["ndcg@10"]
     at = _select(_open_page(), version_a="v1")
@@ -160,7 +190,7 @@ def test_switching_scorer_and_version_changes_the_table(demo: Store) -> None:
     assert "differ in both" in _texts(at.caption)  # another version and another scorer
     assert means["v2:content"] != pytest.approx(means["v2:mgi_hybrid"])
     # The same system on both sides: nothing to compare.
-    at = _select(at, version_b="v1", scorer_b="content_hybrid")
+    at = _select(at, version_b="v1", scorer_b="cf_content")
     assert "A and B are the same system" in _texts(at.info)
     assert not at.dataframe
     # A system not evaluated yet: asks for it instead of drawing a stale table.
@@ -171,9 +201,9 @@ def test_switching_scorer_and_version_changes_the_table(demo: Store) -> None:
 
 
 def test_changed_users_show_the_lists_each_system_ranked(demo: Store) -> None:
-    evaluate(demo, "demo", "v1", ["content_hybrid"])
+    evaluate(demo, "demo", "v1", ["cf_content"])
     evaluate(demo, "demo", "v2", ["mgi_hybrid"])
-    a, b = "v1:content_hybrid", "v2:mgi_hybrid"
+    a, b = "v1:cf_content", "v2:mgi_hybrid"
     changed = browse.most_changed_users(demo, "demo", a, b, n=5)
     at = _select(_open_page(), version_a="v1")
     picker = at.selectbox(key="compare_user")
@@ -215,3 +245,37 @@ def test_a_dataset_without_held_out_users_says_there_is_nothing_to_compare(
     assert browse.evaluation_stamp(store, "few", "v1:content") is not None
     assert "No user of few was ranked by both systems" in _texts(at.info)
     assert not at.dataframe and not at.error
+
+
+def test_ablation_runs_in_the_background_and_draws_each_variant(demo: Store) -> None:
+    evaluate(demo, "demo", "v1", ["cf_content"])
+    evaluate(demo, "demo", "v2", ["mgi_hybrid"])
+    at = _select(_open_page(), version_a="v1")
+    # Evaluated without next interest (the core's evaluate alone): how to measure it.
+    for version in ("v1", "v2"):
+        assert f"python -m mgi_core evaluate --dataset demo --version {version}" in _texts(
+            at.info)
+    assert {"compare_next_interest_run_v1", "compare_next_interest_run_v2"} <= {
+        b.key for b in at.button}
+    assert not any("Level" in d.value.columns for d in at.dataframe)
+    # No ablation yet: the exact command, and a button that runs it here.
+    assert "python -m mgi_core ablate --dataset demo --version v2" in _texts(at.info)
+    assert "Δ NDCG@10 vs v2:mgi_hybrid" not in _charts(at)
+    at.button(key="compare_ablation_run").click()
+    at = _run(at)
+    report = load_ablation(demo, "demo", "v2").to_frame()
+    assert "No ablation of v2" not in _texts(at.info)
+    charts = _charts(at)
+    for metric, title in (("ndcg@10", "Δ NDCG@10"),
+                          ("top_l1_hit@1", "Δ List leads with next L1 (hit@1)")):
+        [bars] = charts[f"{title} vs v2:mgi_hybrid"]["data"]
+        rows = report[report["metric"] == metric]
+        # One bar per variant (each feature group removed, and the reference), at its Δ.
+        assert len(rows) == 5
+        assert _array(bars["x"]) == pytest.approx(rows["diff"].tolist())
+        assert [y.split("<br>")[0] for y in bars["y"]] == rows["variant"].tolist()
+        assert _array(bars["error_x"]["array"]) == pytest.approx(
+            (rows["ci_high"] - rows["diff"]).tolist())
+    table = next(d.value for d in at.dataframe if "Effect" in d.value.columns)
+    assert len(table) == len(report)
+    assert "compare_ablation_run" not in [b.key for b in at.button]

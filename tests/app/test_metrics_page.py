@@ -19,8 +19,10 @@ from dashboard.resources import _open_store
 from mgi_core.cli import DEMO_DIR
 from mgi_core.data.ingest import ingest_file
 from mgi_core.evaluation.compare import compare
+from mgi_core.evaluation.next_interest import next_interest
 from mgi_core.evaluation.protocol import evaluate
 from mgi_core.store import Store
+from mgi_core.store.next_interest import next_interest_summary
 from tests.app.pages import open_page
 from tests.app.pages import run as _run
 from tests.app.pages import texts as _texts
@@ -120,7 +122,7 @@ def test_evaluations_table_bars_and_category_heat_map(demo: Store) -> None:
     evaluate(demo, "demo", "v1", ["content_hybrid", "popularity"])
     evaluate(demo, "demo", "v2", ["mgi_hybrid"])
     at = _open_page()
-    assert not at.info
+    assert "No stored evaluations" not in _texts(at.info)
     table = next(d.value for d in at.dataframe if "system" in d.value.columns)
     assert table["system"].tolist() == ["v1:content_hybrid", "v1:popularity", "v2:mgi_hybrid"]
     # Narrowed to the page's width: the @10 metrics that matter, users, when evaluated.
@@ -158,3 +160,44 @@ def test_switching_dataset(demo: Store, tmp_path: Path) -> None:
     at.selectbox(key="metrics_dataset").set_value("demo")
     at = _run(at)
     assert [t.label for t in at.tabs] == ["v2", "v1"]
+
+
+def _next_interest_tables(at: AppTest) -> list:
+    return [d.value for d in at.dataframe if "System" in d.value.columns]
+
+
+def test_next_interest_per_level_with_the_profile_against_the_baselines(demo: Store) -> None:
+    next_interest(demo, "demo", "v2")
+    at = _open_page()
+    # The newest version by default; base is not offered (it never embedded the demo).
+    picker = at.selectbox(key="metrics_ni_version")
+    assert (picker.value, picker.options) == ("v2", ["v2", "v1"])
+    assert "Next interest" in _texts(at.header)
+    assert "does the profile's top category match the category of the user's next item" in (
+        _texts(at.caption))
+    summary = next_interest_summary(demo, "v2", "demo")
+    tables = _next_interest_tables(at)
+    assert len(tables) == 3  # L1, L2, fine interests
+    for table, level in zip(tables, ("l1", "l2", "interest"), strict=True):
+        expected = summary[summary["level"] == level].set_index("system")
+        assert table["System"].iloc[0] == "profile"  # the system under test leads
+        assert sorted(table["System"]) == sorted(expected.index)
+        shown = table.set_index("System")
+        assert shown["Hit@1"].tolist() == pytest.approx(
+            expected.loc[shown.index, "hit@1"].tolist())
+        assert shown["NDCG@5"].tolist() == pytest.approx(
+            expected.loc[shown.index, "ndcg@5"].tolist())
+        assert (shown["Users"] == expected.loc[shown.index, "n_users"]).all()
+    assert "**L1 categories** · 285 users" in "\n".join(m.value for m in at.markdown)
+    bars = _chart(at, "Next interest: Hit@1 per granularity")["data"]
+    assert bars[0]["name"] == "profile"
+    # v1 was never measured: the CLI command and a button that measures it here.
+    at.selectbox(key="metrics_ni_version").set_value("v1")
+    at = _run(at)
+    assert not _next_interest_tables(at)
+    assert "python -m mgi_core evaluate --dataset demo --version v1" in _texts(at.info)
+    at.button(key="metrics_next_interest_run").click()
+    at = _run(at)
+    assert not next_interest_summary(demo, "v1", "demo").empty
+    assert len(_next_interest_tables(at)) == 3
+    assert "No next-interest metrics for v1" not in _texts(at.info)

@@ -160,7 +160,7 @@ def test_the_data_page_pages_through_the_reviews(fresh: Store) -> None:
 def test_the_comparison_is_prepared_in_the_background(
     fresh: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    evaluate(fresh, "demo", "fake", ["content_hybrid", "mgi_hybrid"])
+    evaluate(fresh, "demo", "fake", ["cf_content", "mgi_hybrid"])
     started, release = hold(monkeypatch, ranking_tasks, "compare")
     at = _page("app_pages/compare.py", settle=False)
     try:

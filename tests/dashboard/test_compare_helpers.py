@@ -51,15 +51,18 @@ def test_format_p() -> None:
     assert format_p(NAN) == "—"
 
 
-def test_default_systems_pick_base_and_the_newest_fine_tuned_version() -> None:
-    assert default_systems(["base", "v3", "v2"]) == ("base:content_hybrid", "v3:mgi_hybrid")
-    assert default_systems(["base"]) == ("base:content_hybrid", "base:mgi_hybrid")
+def test_default_systems_pit_the_full_system_against_cf_and_overall_content() -> None:
+    # A: the reference (CF + overall content) on the base encoder; B: the full system on
+    # the newest fine-tuned version.
+    assert default_systems(["base", "v3", "v2"]) == ("base:cf_content", "v3:mgi_hybrid")
+    assert default_systems(["base"]) == ("base:cf_content", "base:mgi_hybrid")
 
 
 def test_systems_note_when_both_encoder_and_scorer_change() -> None:
-    defaults = default_systems(["base", "v2", "v1"])  # base:content_hybrid, v2:mgi_hybrid
+    defaults = default_systems(["base", "v2", "v1"])  # base:cf_content, v2:mgi_hybrid
     note = systems_note(*defaults, defaults)
-    assert note is not None and note.startswith("The default pits the best MGI configuration")
+    assert note is not None and note.startswith("The default pits the full system")
+    assert "without granularity (cf_content: CF and the overall content match" in note
     assert "same scorer on both sides to compare encoders only" in note
     other = systems_note("v1:content", "v2:mgi_hybrid", defaults)
     assert other is not None and other.startswith("A and B differ in both")

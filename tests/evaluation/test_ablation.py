@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mgi_core.cli import main
+from mgi_core.data.ingest import ingest_file
 from mgi_core.errors import MgiError
 from mgi_core.evaluation.ablation import (
     ABLATION_METRICS,
@@ -30,6 +31,8 @@ from mgi_core.ranking.fusion import (
     SCORERS,
 )
 from mgi_core.ranking.interactions import load_interactions
+from tests.conftest import write_csv
+from tests.fake_encoder import register_fake_version
 
 
 def test_each_variant_removes_exactly_its_group_and_the_reference_has_no_granularity():
@@ -107,3 +110,21 @@ def test_ablation_is_paired_against_the_full_system_and_reads_back_stored(demo, 
                  "--stored"]) == 0
     text = capsys.readouterr().out
     assert "without_category" in text and "Δ [95% CI]" in text and "cf_content" in text
+
+
+def test_ablation_with_single_level_categories_reports_l1_only(store, tmp_path):
+    # Another domain: one category level ("Books", "Games"), 12 users of 4 reviews.
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(12):
+        for k, item in enumerate(rng.choice(10, size=4, replace=False)):
+            cat = "Books" if item < 5 else "Games"
+            rows.append([f"u{u}", f"i{item}", f"{cat.lower()} review {item}", 1 + (u + k) % 5,
+                         1_600_000_000 + 1000 * k, cat, f"T{item}"])
+    ingest_file(store, write_csv(tmp_path / "one_level.csv", rows), "one")
+    register_fake_version(store, "one", ["books", "games", "review"])
+    report = run_ablation(store, "one", "fake")
+    metrics = set(report.to_frame()["metric"])
+    assert "top_l1_hit@1" in metrics and "top_l2_hit@1" not in metrics
+    assert {"ndcg@10", "recall@10", "mrr"} <= metrics
+    assert "top_l1_hit@1" in report.table().columns
