@@ -349,7 +349,8 @@ def test_evaluate_reports_next_interest_per_granularity_with_baselines(demo_db: 
     assert {"l1", "l2"} <= set(levels)
     for level in ("l1", "l2"):
         assert levels[level]["n_users"] > 0
-        assert set(levels[level]["systems"]) == {"profile", "popular", "frequent", "recent"}
+        assert set(levels[level]["systems"]) == {"profile", "popular", "frequent", "recent",
+                                                 "learned"}
         for metrics in levels[level]["systems"].values():
             assert set(metrics) == {"hit@1", "hit@3", "ndcg@5"}
             assert all(0.0 <= v <= 1.0 for v in metrics.values())

@@ -27,6 +27,23 @@ gives the user's metrics. Four systems:
   are ordered as the profiles order them: by timestamp, missing times first, ties by
   review_id.
 
+A fifth system, ``learned``, scores every candidate category with a linear function of
+per-(user, category) features read from the user's train reviews only (``LEARNED_FEATURES``:
+counts, shares, recency, sentiment, popularity, the dataset's category-to-category
+transitions, and the version's own signals: cosines between the user's train review
+vectors and each category's centroid, the mean train review vector of the category, and
+the version's category-head probabilities), ranked by score (ties by global popularity).
+The weights are a listwise softmax fit (``listwise_softmax_weights``, features standardised
+on the fitting users) on the ``val`` held-out categories, never on the split evaluated:
+for ``split="test"`` one fit on the val users; for ``split="val"`` ``NEXT_INTEREST_FOLDS``-
+fold cross-fitting over users (a user's fold from a hash of their id), each user scored by
+the weights fitted on the other folds. At most ``NEXT_INTEREST_FIT_USERS`` val users, and
+at most ``NEXT_INTEREST_FIT_CELLS`` (user, candidate) cells at the level with the most
+candidates, are fitted on (the users of smallest hash); their features are the only
+whole-fit array in memory. A level with fewer than ``LEARNED_MIN_FIT_USERS``
+fitting users gets no ``learned`` system. Each version gets its own fit, so base and
+fine-tuned versions differ through their vectors and heads. Not applied to interests.
+
 Fine interests (``interest``). A user's interests are the clusters of their train reviews
 in the profile; users with fewer than 2 are skipped (a single interest is always right).
 The target interest is the one whose centroid is closest (cosine) to the held-out item's
@@ -55,6 +72,7 @@ from __future__ import annotations
 
 import logging
 import time
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,11 +84,13 @@ from mgi_core.errors import ConfigError
 from mgi_core.evaluation.metrics import metrics_from_ranks
 from mgi_core.evaluation.stats import PairedResult, compare_paired
 from mgi_core.profiles.service import ensure_profiles
+from mgi_core.ranking.fusion import listwise_softmax_weights
 from mgi_core.store import Store
 from mgi_core.store import next_interest as ni_store
 from mgi_core.store.datasets import get_dataset
-from mgi_core.store.embeddings import embedding_dim
+from mgi_core.store.embeddings import embedding_dim, review_vectors
 from mgi_core.store.profiles import profile_vectors
+from mgi_core.store.versions import get_version
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +99,30 @@ INTEREST_SYSTEMS = ("profile", "recent")
 LEVELS = ("l1", "l2", "interest")
 METRICS = ("hit@1", "hit@3", "ndcg@5")
 NEXT_INTEREST_BATCH_USERS = 5_000  # users whose rows and vectors are in memory at once
+
+LEARNED_SYSTEM = "learned"
+# Per-(user, category) features of the ``learned`` system, all from train reviews.
+LEARNED_FEATURES = (
+    "log_count",       # log(1 + the user's train reviews in the category)
+    "share",           # that count / the user's train reviews
+    "recent_share",    # the same, each review weighted 0.5 ** (reviews after it / half-life)
+    "is_last",         # the user's latest train review is in the category
+    "touched",         # the user has a train review in the category
+    "sentiment",       # mean rating in the category - the user's mean rating (0: untouched)
+    "log_popularity",  # log(1 + train reviews of the dataset in the category)
+    "transition",      # log P(next category | category of the user's latest train review)
+    "cos_profile",     # cos(recency-weighted mean train review vector, category centroid)
+    "cos_latest",      # cos(latest train review vector, category centroid)
+    "head_prob",       # the version's head probability of the category, user mean (0: none)
+)
+NEXT_INTEREST_FOLDS = 5  # cross-fitting folds of ``learned`` on the val split
+NEXT_INTEREST_FIT_USERS = 20_000  # most val users ``learned`` is fitted on
+NEXT_INTEREST_FIT_CELLS = 2_000_000  # most fitting users × candidates (× F × 8 bytes)
+LEARNED_MIN_FIT_USERS = 10  # fewer fitting users at a level: no ``learned`` there
+LEARNED_L2 = 1e-3  # ridge penalty of the listwise fit (features standardised)
+RECENCY_HALF_LIFE = 2.0  # reviews: the weight of a review halves this many reviews back
+TRANSITION_PRIOR = 5.0  # pseudo-count of the popularity prior in the transition estimate
+_HEAD_TASKS = {"l1": "category", "l2": "subcategory"}
 
 # (column, descending) sort keys of the categories a user touched, per system; ties after
 # them by key. ``popular`` touches nothing: every category falls back to popularity.
@@ -257,6 +301,327 @@ def interest_targets(
     return pd.Series(best["key"].to_numpy(), index=best["user_id"].to_numpy())
 
 
+# ------------------------------------------------------------------------ learned system
+
+
+@dataclass
+class LevelContext:
+    """What the ``learned`` features of one level read beyond a user's own reviews.
+
+    ``keys`` are the candidates in global popularity order (most first, ties by key): a
+    candidate's column everywhere, and the tie-break of equal scores.
+    """
+
+    keys: np.ndarray  # (m,) object
+    log_popularity: np.ndarray  # (m,) log(1 + train reviews)
+    transition: np.ndarray  # (m + 1, m) log P(next | previous); row m: no previous category
+    centroids: np.ndarray  # (m, d) unit mean train review vector; zero without any
+    head_map: np.ndarray | None = None  # (n_labels, m) 0/1: head label -> candidate
+
+    def codes(self, keys: Sequence[object]) -> np.ndarray:
+        """(n,) column of each key; -1 for a missing or unknown one."""
+        return pd.Index(self.keys).get_indexer(pd.Index(keys, dtype=object))
+
+
+@dataclass
+class LearnedModel:
+    """Standardisation and weights of one ``learned`` fit; ``score`` of (n, m, F) features."""
+
+    mean: np.ndarray  # (F,)
+    scale: np.ndarray  # (F,)
+    weights: np.ndarray  # (F,)
+    n_users: int
+
+    def score(self, z: np.ndarray) -> np.ndarray:
+        """(n, m) scores of raw features ``z`` (n, m, F)."""
+        return ((z - self.mean) / self.scale) @ self.weights
+
+
+def transition_log_probs(transitions: pd.DataFrame, keys: np.ndarray,
+                         popularity: np.ndarray, prior: float = TRANSITION_PRIOR) -> np.ndarray:
+    """(m + 1, m) log P(next = c | previous = p): (count(p -> c) + prior × pi_c) /
+    (count(p -> ·) + prior), with pi the add-one popularity shares; row m (no previous
+    category) is log pi.
+
+    Args:
+        transitions: columns ``prev``, ``next``, ``n`` (``category_transitions``).
+        keys: (m,) the candidates; popularity: (m,) their train review counts.
+    """
+    m = len(keys)
+    index = pd.Index(keys)
+    counts = np.zeros((m + 1, m))
+    prev = index.get_indexer(transitions["prev"])
+    nxt = index.get_indexer(transitions["next"])
+    keep = (prev >= 0) & (nxt >= 0)
+    np.add.at(counts, (prev[keep], nxt[keep]), transitions["n"].to_numpy(np.float64)[keep])
+    pi = (popularity + 1.0) / (popularity + 1.0).sum()
+    probs = (counts + prior * pi) / (counts.sum(1, keepdims=True) + prior)
+    return np.log(probs)
+
+
+def head_label_map(labels: Sequence[str], keys: np.ndarray) -> np.ndarray | None:
+    """(n_labels, m) 0/1: a head label maps to the candidate it equals or descends from
+    (``"A > a > x"`` to ``"A > a"``); None when no label maps to a candidate."""
+    out = np.zeros((len(labels), len(keys)))
+    column = {str(k): j for j, k in enumerate(keys)}
+    for i, label in enumerate(labels):
+        parts = str(label).split(" > ")
+        for depth in range(len(parts), 0, -1):
+            j = column.get(" > ".join(parts[:depth]))
+            if j is not None:
+                out[i, j] = 1.0
+                break
+    return out if out.any() else None
+
+
+def category_features(
+    rows: pd.DataFrame,
+    vectors: np.ndarray,
+    head: np.ndarray | None,
+    ctx: LevelContext,
+    users: pd.Index,
+    half_life: float = RECENCY_HALF_LIFE,
+) -> np.ndarray:
+    """(n_users, m, len(LEARNED_FEATURES)) features of every candidate for each user.
+
+    Args:
+        rows: the users' train reviews: ``user_id``, ``pos`` (1-based), ``n`` (the user's
+            train reviews), ``rating``, ``key`` (the category at the level, or None).
+        vectors: (len(rows), d) their vectors (zero rows: none).
+        head: (len(rows), m) the head probability of each candidate per review, or None.
+        ctx: the level's candidates, popularity, transitions and centroids.
+        users: the users, in output order; rows of other users are ignored.
+    """
+    n_users, m = len(users), len(ctx.keys)
+    z = np.zeros((n_users, m, len(LEARNED_FEATURES)))
+    user = users.get_indexer(rows["user_id"])
+    keep = user >= 0
+    rows, user, vectors = rows[keep], user[keep], vectors[keep]
+    head = head[keep] if head is not None else None
+    code = ctx.codes(rows["key"].tolist())
+    pos = rows["pos"].to_numpy(np.float64)
+    n = rows["n"].to_numpy(np.float64)
+    decay = 0.5 ** ((n - pos) / half_life)  # (r,) 1 for the latest review
+    rating = rows["rating"].to_numpy(np.float64)
+    rated = ~np.isnan(rating)
+    user_mean = (np.bincount(user[rated], rating[rated], n_users)
+                 / np.maximum(np.bincount(user[rated], minlength=n_users), 1))
+    n_user = np.zeros(n_users)
+    n_user[user] = n
+    has = code >= 0
+    cell = user[has] * m + code[has]
+
+    def per_cell(weights: np.ndarray) -> np.ndarray:
+        return np.bincount(cell, weights, n_users * m).reshape(n_users, m)
+
+    count = per_cell(np.ones(has.sum()))
+    z[..., 0] = np.log1p(count)
+    z[..., 1] = count / np.maximum(n_user, 1)[:, None]
+    z[..., 2] = per_cell(decay[has]) / np.maximum(np.bincount(user, decay, n_users), 1e-12)[:,
+                                                                                          None]
+    latest = pos == n
+    last_code = np.full(n_users, m)  # m: no category (or no train review)
+    last_code[user[latest & has]] = code[latest & has]
+    z[..., 3] = last_code[:, None] == np.arange(m)[None]
+    z[..., 4] = count > 0
+    centred = np.where(rated, rating - user_mean[user], 0.0)[has]
+    n_rated = per_cell(rated[has].astype(np.float64))
+    z[..., 5] = per_cell(centred) / np.maximum(n_rated, 1)
+    z[..., 6] = ctx.log_popularity[None]
+    z[..., 7] = ctx.transition[last_code]
+    unit = _unit(vectors.astype(np.float64))  # (r, d)
+    profile = np.zeros((n_users, unit.shape[1]))
+    np.add.at(profile, user, unit * decay[:, None])
+    z[..., 8] = _unit(profile) @ ctx.centroids.T
+    last_vec = np.zeros_like(profile)
+    last_vec[user[latest]] = unit[latest]
+    z[..., 9] = last_vec @ ctx.centroids.T
+    if head is not None:
+        mean_head = np.zeros((n_users, m))
+        np.add.at(mean_head, user, head)
+        z[..., 10] = mean_head / np.maximum(n_user, 1)[:, None]
+    return z
+
+
+def fit_learned(z: np.ndarray, targets: np.ndarray, l2: float = LEARNED_L2) -> LearnedModel:
+    """Listwise softmax fit of the candidates' scores to each user's target column.
+
+    Args:
+        z: (n, m, F) raw features; targets: (n,) the target's column per user.
+    """
+    flat = z.reshape(-1, z.shape[-1])
+    mean = flat.mean(0)
+    scale = flat.std(0)
+    scale = np.where(scale > 1e-12, scale, 1.0)
+    zs = (z - mean) / scale
+    order = np.tile(np.arange(z.shape[1]), (len(z), 1))  # positive first: swap 0 and t
+    rows = np.arange(len(z))
+    order[rows, 0], order[rows, targets] = targets, 0
+    zs = np.take_along_axis(zs, order[..., None], axis=1)
+    weights = listwise_softmax_weights(zs, np.ones(zs.shape[:2], dtype=bool), l2)
+    return LearnedModel(mean, scale, weights, len(z))
+
+
+def score_ranks(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """(n,) 0-based rank of each user's target column: higher scores first, equal scores in
+    column (popularity) order.
+
+    Raises:
+        ValueError: a target is -1 (not a candidate).
+    """
+    if (targets < 0).any():
+        raise ValueError("a target category is not a candidate")
+    at = scores[np.arange(len(scores)), targets][:, None]
+    before = np.arange(scores.shape[1])[None] < targets[:, None]
+    return ((scores > at) | ((scores == at) & before)).sum(1).astype(np.int64)
+
+
+def user_fold(user: str, n_folds: int = NEXT_INTEREST_FOLDS) -> int:
+    """The cross-fitting fold of a user: a hash of the id, independent of batches."""
+    return zlib.crc32(f"fold:{user}".encode()) % n_folds
+
+
+def fit_sample(users: Sequence[str], limit: int = NEXT_INTEREST_FIT_USERS) -> list[str]:
+    """The (at most ``limit``) users to fit on: those of smallest hash, sorted."""
+    if len(users) <= limit:
+        return sorted(users)
+    return sorted(sorted(users, key=lambda u: (zlib.crc32(f"fit:{u}".encode()), u))[:limit])
+
+
+def level_contexts(
+    store: Store, dataset: str, version: str, d: int, levels: Sequence[str],
+    popularity: Mapping[str, pd.Series],
+) -> dict[str, LevelContext]:
+    """The ``LevelContext`` of each level: whole-dataset, small ((m, d) centroids, (m + 1, m)
+    transitions); train review vectors are streamed."""
+    heads = get_version(store, version, usable=False).get("heads") or {}
+    out: dict[str, LevelContext] = {}
+    for level in levels:
+        keys = popularity[level].index.to_numpy(dtype=object)  # popularity order
+        counts = ni_store.category_popularity(store, dataset, level).set_index("key")[
+            "n_reviews"].reindex(keys).to_numpy(np.float64)
+        labels = heads.get(_HEAD_TASKS[level])
+        out[level] = LevelContext(
+            keys=keys, log_popularity=np.log1p(counts),
+            transition=transition_log_probs(ni_store.category_transitions(store, dataset,
+                                                                          level), keys, counts),
+            centroids=np.zeros((len(keys), d)),
+            head_map=head_label_map(labels, keys) if labels else None)
+    sums = {lv: np.zeros((len(out[lv].keys), d)) for lv in levels}
+    for frame, vectors in ni_store.train_vectors_by_category(store, version, dataset, d):
+        unit = _unit(vectors.astype(np.float64))
+        for level in levels:
+            code = out[level].codes(frame[level].tolist())
+            np.add.at(sums[level], code[code >= 0], unit[code >= 0])
+    for level in levels:
+        out[level].centroids = np.where(np.linalg.norm(sums[level], axis=1, keepdims=True) > 0,
+                                        _unit(sums[level]), 0.0)
+    return out
+
+
+def learned_batch_features(
+    store: Store, dataset: str, version: str, d: int, span: tuple[str, str],
+    contexts: Mapping[str, LevelContext], users: Mapping[str, pd.Index],
+) -> dict[str, np.ndarray]:
+    """level -> (n_users, m, F) ``category_features`` of ``users[level]``, users of one
+    batch from ``span[0]`` to ``span[1]``: their train reviews, vectors and head
+    probabilities only."""
+    rows = ni_store.train_review_positions(store, dataset, span)
+    ids, vecs = review_vectors(store, version, dataset, split="train", users=span)
+    at = pd.Index(ids).get_indexer(rows["review_id"])
+    vectors = np.zeros((len(rows), d), dtype=np.float32)  # zero: a review without a vector
+    vectors[at >= 0] = vecs[at[at >= 0]]
+    out = {}
+    for level, ctx in contexts.items():
+        head = None
+        if ctx.head_map is not None:
+            head_ids, probs = ni_store.train_head_probs(store, version, dataset,
+                                                        _HEAD_TASKS[level], span)
+            if len(head_ids):
+                at = pd.Index(head_ids).get_indexer(rows["review_id"])
+                matrix = np.asarray(probs, dtype=np.float64) @ ctx.head_map  # (h, m)
+                head = np.where((at >= 0)[:, None], matrix[np.maximum(at, 0)], 0.0)
+        frame = rows.assign(key=rows[level])
+        out[level] = category_features(frame, vectors, head, ctx, users[level])
+    return out
+
+
+def _batch_targets(held_out: pd.DataFrame, level: str) -> pd.Series:
+    with_target = held_out[held_out[level].notna()]
+    return pd.Series(with_target[level].to_numpy(), index=with_target["user_id"].to_numpy())
+
+
+def fit_learned_models(
+    store: Store, dataset: str, version: str, d: int, contexts: Mapping[str, LevelContext],
+    split: str, batch_users: int = NEXT_INTEREST_BATCH_USERS,
+) -> dict[str, dict[int | None, LearnedModel]]:
+    """level -> fold -> model, fitted on the val held-out categories of ``fit_sample`` of
+    the val users (at most ``NEXT_INTEREST_FIT_USERS``, and ``NEXT_INTEREST_FIT_CELLS``
+    over the largest level's candidates). For ``split="test"`` one model (fold None) on
+    all of them; for ``split="val"`` one per fold, fitted on the users of the other folds.
+    Levels with fewer than ``LEARNED_MIN_FIT_USERS`` fitting users are left out."""
+    most_candidates = max(len(ctx.keys) for ctx in contexts.values())
+    limit = max(LEARNED_MIN_FIT_USERS, min(NEXT_INTEREST_FIT_USERS,
+                                           NEXT_INTEREST_FIT_CELLS // max(most_candidates, 1)))
+    sample = fit_sample(ni_store.held_out_users(store, dataset, "val"), limit)
+    chosen = set(sample)
+    parts: dict[str, list[tuple[pd.Index, np.ndarray, np.ndarray]]] = {}
+    for start in range(0, len(sample), batch_users):
+        span = (sample[start], sample[min(start + batch_users, len(sample)) - 1])
+        held_out = ni_store.held_out_targets(store, dataset, "val", span)
+        held_out = held_out[held_out["user_id"].isin(chosen)]
+        targets = {lv: _batch_targets(held_out, lv) for lv in contexts}
+        feats = learned_batch_features(store, dataset, version, d, span, contexts,
+                                        {lv: pd.Index(t.index) for lv, t in targets.items()})
+        for level, z in feats.items():
+            t = contexts[level].codes(targets[level].tolist())
+            parts.setdefault(level, []).append((pd.Index(targets[level].index), z, t))
+    models: dict[str, dict[int | None, LearnedModel]] = {}
+    for level, chunks in parts.items():
+        users = pd.Index(np.concatenate([u.to_numpy(dtype=object) for u, _, _ in chunks]))
+        z = np.concatenate([c[1] for c in chunks])
+        t = np.concatenate([c[2] for c in chunks])
+        if len(users) < LEARNED_MIN_FIT_USERS:
+            log.info("next-interest: %d val users at %s, fewer than %d: no learned system",
+                     len(users), level, LEARNED_MIN_FIT_USERS)
+            continue
+        if split == "test":
+            models[level] = {None: fit_learned(z, t)}
+        else:
+            folds = np.array([user_fold(u) for u in users])
+            models[level] = {k: fit_learned(z[folds != k], t[folds != k])
+                             for k in range(NEXT_INTEREST_FOLDS)}
+    return models
+
+
+def _learned_batch(
+    store: Store, dataset: str, version: str, d: int, span: tuple[str, str],
+    held_out: pd.DataFrame, contexts: Mapping[str, LevelContext],
+    models: Mapping[str, Mapping[int | None, LearnedModel]],
+) -> dict[str, pd.DataFrame]:
+    """level -> per-user metrics of ``learned`` for one batch of users."""
+    targets = {lv: _batch_targets(held_out, lv) for lv in models}
+    targets = {lv: t for lv, t in targets.items() if len(t)}
+    if not targets:
+        return {}
+    feats = learned_batch_features(store, dataset, version, d, span,
+                                    {lv: contexts[lv] for lv in targets},
+                                    {lv: pd.Index(t.index) for lv, t in targets.items()})
+    out = {}
+    for level, z in feats.items():
+        t = contexts[level].codes(targets[level].tolist())
+        by_fold = models[level]
+        if None in by_fold:
+            scores = by_fold[None].score(z)
+        else:
+            folds = np.array([user_fold(u) for u in targets[level].index])
+            scores = np.zeros(z.shape[:2])
+            for k, model in by_fold.items():
+                scores[folds == k] = model.score(z[folds == k])
+        out[level] = _metrics_frame(targets[level].index, score_ranks(scores, t))
+    return out
+
+
 # ------------------------------------------------------------------------ the evaluation
 
 
@@ -268,13 +633,15 @@ def next_interest(
     batch_users: int = NEXT_INTEREST_BATCH_USERS,
     save: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    learned: bool = True,
 ) -> NextInterestResult:
     """Next-interest metrics of ``version``'s profiles and the baselines on ``dataset``.
 
     The version's profiles are computed and stored first when they are not
     (``ensure_profiles``). With ``save`` the per-user metrics replace the stored ones of
     (version, dataset, split) (``save_next_interest``). ``progress(done, total)`` is called
-    after each batch with the target users done so far and their total.
+    after each batch with the target users done so far and their total. With ``learned``
+    the ``learned`` system is fitted on the val split (``fit_learned_models``) and scored.
 
     Raises:
         ConfigError: ``split`` is not val or test, or ``batch_users`` is below 1.
@@ -292,6 +659,11 @@ def next_interest(
     levels = ni_store.category_levels(store, dataset)
     popularity = {lv: popularity_ranks(ni_store.category_popularity(store, dataset, lv))
                   for lv in levels}
+    contexts: dict[str, LevelContext] = {}
+    models: dict[str, dict[int | None, LearnedModel]] = {}
+    if learned and levels:
+        contexts = level_contexts(store, dataset, version, d, levels, popularity)
+        models = fit_learned_models(store, dataset, version, d, contexts, split, batch_users)
     users = ni_store.held_out_users(store, dataset, split)
     parts: dict[tuple[str, str], list[pd.DataFrame]] = {}
     for start in range(0, len(users), batch_users):
@@ -302,6 +674,10 @@ def next_interest(
             for system, frame in _category_batch(store, dataset, version, level, span,
                                                  held_out, popularity[level]).items():
                 parts.setdefault((level, system), []).append(frame)
+        if models:
+            for level, frame in _learned_batch(store, dataset, version, d, span, held_out,
+                                               contexts, models).items():
+                parts.setdefault((level, LEARNED_SYSTEM), []).append(frame)
         for system, frame in _interest_batch(store, dataset, version, d, span,
                                              held_out).items():
             parts.setdefault(("interest", system), []).append(frame)
@@ -309,7 +685,8 @@ def next_interest(
             progress(stop, len(users))
     result = NextInterestResult(dataset, version, split)
     for level in LEVELS:
-        for system in (INTEREST_SYSTEMS if level == "interest" else CATEGORY_SYSTEMS):
+        for system in (INTEREST_SYSTEMS if level == "interest"
+                       else (*CATEGORY_SYSTEMS, LEARNED_SYSTEM)):
             frames = [f for f in parts.get((level, system), []) if len(f)]
             if frames:
                 result.per_user[(level, system)] = pd.concat(frames).sort_index()

@@ -8,6 +8,12 @@ the vector of each user's latest train review (``latest_train_vectors``) and the
 given items (``item_vectors_of``). Whole-dataset reads are small: the target users
 (``held_out_users``) and the train popularity of each category (``category_popularity``).
 
+The ``learned`` system also reads, per range of users, each train review's position, rating
+and categories (``train_review_positions``) with the version's head probabilities of them
+(``train_head_probs``); and, whole-dataset but streamed, the train review vectors with their
+items' categories (``train_vectors_by_category``, for category centroids) and the counts of
+consecutive train reviews per pair of categories (``category_transitions``).
+
 Results: ``next_interest_metrics(version, dataset, split, level, system, user_id, hit1,
 hit3, ndcg5)``, created on first write, replaced per (version, dataset, split) in one
 transaction (``replace_next_interest_metrics``), read back per system
@@ -18,14 +24,20 @@ removed with the dataset (``purge_next_interest_metrics``).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import duckdb
 import numpy as np
 import pandas as pd
 
 from mgi_core.store import Store
-from mgi_core.store.embeddings import _read_ids_and_matrix, item_table
+from mgi_core.store.embeddings import (
+    READ_ROWS,
+    _ids_and_matrix,
+    _read_ids_and_matrix,
+    item_table,
+    review_table,
+)
 from mgi_core.store.profiles import last_liked_vectors
 from mgi_core.store.sql import quote_identifier
 
@@ -39,7 +51,7 @@ _CREATE = f"""CREATE TABLE IF NOT EXISTS {TABLE} (
     dataset VARCHAR NOT NULL,
     split   VARCHAR NOT NULL,               -- val | test
     level   VARCHAR NOT NULL,               -- l1 | l2 | interest
-    system  VARCHAR NOT NULL,               -- profile | popular | frequent | recent
+    system  VARCHAR NOT NULL,               -- profile | popular | frequent | recent | learned
     user_id VARCHAR NOT NULL,
     hit1    DOUBLE,
     hit3    DOUBLE,
@@ -171,6 +183,80 @@ def item_vectors_of(
         found, vectors = _read_ids_and_matrix(cur, sql, [version, dataset, ids], "item_id",
                                               int(d))
     return [str(i) for i in found], vectors
+
+
+def train_review_positions(
+    store: Store, dataset: str, users: tuple[str, str]
+) -> pd.DataFrame:
+    """Every train review of the users from ``users[0]`` to ``users[1]`` (inclusive): columns
+    ``user_id``, ``review_id``, ``pos`` (1-based, in the profiles' order: ts, missing times
+    first, then review_id), ``n`` (the user's number of train reviews), ``rating``, ``l1``,
+    ``l2``; by user_id then pos. No text."""
+    return store.cursor().execute(
+        """SELECT r.user_id, r.review_id,
+                  row_number() OVER (PARTITION BY r.user_id
+                                     ORDER BY r.ts NULLS FIRST, r.review_id)::BIGINT AS pos,
+                  count(*) OVER (PARTITION BY r.user_id)::BIGINT AS n,
+                  r.rating::DOUBLE AS rating, i.l1, i.l2
+           FROM reviews r LEFT JOIN items i ON i.dataset = r.dataset AND i.item_id = r.item_id
+           WHERE r.dataset = ? AND r.split = 'train' AND r.user_id BETWEEN ? AND ?
+           ORDER BY r.user_id, pos""",
+        [dataset, users[0], users[1]],
+    ).df()
+
+
+def train_head_probs(
+    store: Store, version: str, dataset: str, task: str, users: tuple[str, str]
+) -> tuple[np.ndarray, list[list[float]]]:
+    """(review_ids, probabilities) of the ``task`` head of ``version`` for the train reviews
+    of the users from ``users[0]`` to ``users[1]`` (inclusive), by review_id; empty when the
+    version stored none. Held-out reviews are never read."""
+    rows = store.cursor().execute(
+        """SELECT h.review_id, h.probs FROM review_head_probs h
+           JOIN reviews r ON r.review_id = h.review_id AND r.dataset = h.dataset
+           WHERE h.version = ? AND h.dataset = ? AND h.task = ? AND r.split = 'train'
+             AND r.user_id BETWEEN ? AND ?
+           ORDER BY h.review_id""",
+        [version, dataset, task, users[0], users[1]],
+    ).fetchall()
+    return np.array([int(r) for r, _ in rows], dtype=np.int64), [p for _, p in rows]
+
+
+def train_vectors_by_category(
+    store: Store, version: str, dataset: str, d: int, chunk: int = READ_ROWS
+) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """The ``version`` vectors of the dataset's train reviews with their items' ``l1`` and
+    ``l2``, ``chunk`` reviews at a time: (frame with columns ``l1``, ``l2``, (n, d) float32
+    vectors), row-aligned. Memory is one chunk."""
+    sql = (f"SELECT i.l1, i.l2, e.embedding FROM {review_table(d)} e "
+           "JOIN reviews r ON r.review_id = e.review_id "
+           "LEFT JOIN items i ON i.dataset = r.dataset AND i.item_id = r.item_id "
+           "WHERE e.version = ? AND e.dataset = ? AND r.dataset = ? AND r.split = 'train'")
+    with store.reader() as cur:
+        for batch in cur.sql(sql, params=[version, dataset, dataset]).to_arrow_reader(chunk):
+            if batch.num_rows == 0:
+                continue
+            frame = pd.DataFrame({lv: batch.column(lv).to_pylist() for lv in CATEGORY_LEVELS})
+            yield frame, _ids_and_matrix(batch, "l1", int(d))[1]
+
+
+def category_transitions(store: Store, dataset: str, level: str) -> pd.DataFrame:
+    """How often a user's train review in category ``prev`` is followed by their next train
+    review in ``next`` (the profiles' order; both reviews' items have a category at
+    ``level``): columns ``prev``, ``next``, ``n``."""
+    col = _level_column(level)
+    return store.cursor().execute(
+        f"""WITH t AS (
+                SELECT i.{col} AS key,
+                       lag(i.{col}) OVER (PARTITION BY r.user_id
+                                          ORDER BY r.ts NULLS FIRST, r.review_id) AS prev
+                FROM reviews r
+                LEFT JOIN items i ON i.dataset = r.dataset AND i.item_id = r.item_id
+                WHERE r.dataset = ? AND r.split = 'train')
+            SELECT prev, key AS next, count(*)::BIGINT AS n FROM t
+            WHERE key IS NOT NULL AND prev IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2""",
+        [dataset],
+    ).df()
 
 
 # ------------------------------------------------------------------------------ results

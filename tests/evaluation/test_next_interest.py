@@ -204,7 +204,8 @@ def test_on_the_demo_the_profile_finds_the_next_l1_better_than_popularity(
     assert summary.loc[("l1", "profile"), "hit@1"] > summary.loc[("l1", "popular"), "hit@1"]
     assert summary.loc[("l2", "profile"), "hit@1"] > summary.loc[("l2", "popular"), "hit@1"]
     assert set(summary.index) == {
-        *itertools.product(("l1", "l2"), ("profile", "popular", "frequent", "recent")),
+        *itertools.product(("l1", "l2"),
+                           ("profile", "popular", "frequent", "recent", "learned")),
         ("interest", "profile"), ("interest", "recent"),
     }
     for frame in demo_result.per_user.values():
@@ -222,6 +223,7 @@ def test_batch_size_does_not_change_the_numbers(tmp_path: Path) -> None:
     register_fake_version(store, "part", DEMO_VOCAB)
     whole = next_interest(store, "part", "fake", batch_users=10_000, save=False)
     assert set(whole.levels()) == {"l1", "l2", "interest"}
+    assert {("l1", "learned"), ("l2", "learned")} <= set(whole.per_user)
     seen: list[tuple[int, int]] = []
     for batch in (1, 7):
         other = next_interest(store, "part", "fake", batch_users=batch, save=False,
