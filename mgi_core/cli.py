@@ -476,7 +476,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_ablate(args: argparse.Namespace) -> int:
     from mgi_core.evaluation.ablation import load_ablation, run_ablation
-    from mgi_core.evaluation.compare import format_p
 
     with _open_store(args.db) as store:
         dataset = _dataset_of(store, args.version, args.dataset)
@@ -494,15 +493,9 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     print(f"Ablation of {args.version} on {dataset} ({args.split}): each variant against the "
           f"full system (mgi_hybrid), paired over users; Δ = variant − full")
     print("full system: " + ", ".join(f"{m} {v:.4f}" for m, v in full.items()))
-    frame = report.to_frame()
-    frame["Δ [95% CI]"] = [f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]" for d, lo, hi in
-                           zip(frame["diff"], frame["ci_low"], frame["ci_high"], strict=True)]
-    frame["p"] = frame["p_value"].map(format_p)
-    for metric, part in frame.groupby("metric", sort=False):
+    for metric in report.metrics():
         print(f"\n{metric}")
-        shown = part.set_index("variant")[["removed", "mean_variant", "Δ [95% CI]", "p",
-                                           "n_users"]]
-        print(shown.rename(columns={"mean_variant": "mean"}).round(4).to_string())
+        print(report.metric_table(metric).round(4).to_string())
     print("\n" + report.reference.verdict())
     return 0
 

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 
 from mgi_core.errors import MgiError
-from mgi_core.evaluation.compare import ComparisonReport, compare, metric_verdict
+from mgi_core.evaluation.compare import ComparisonReport, compare, format_p, metric_verdict
 from mgi_core.evaluation.protocol import evaluate
 from mgi_core.evaluation.stats import PairedResult
 from mgi_core.ranking.fusion import (
@@ -79,20 +79,24 @@ class AblationReport:
         columns = list(AblationRow.__dataclass_fields__)
         return pd.DataFrame([asdict(r) for r in self.rows], columns=columns)
 
-    def table(self, metrics: tuple[str, ...] = ("ndcg@10", "top_l1_hit@1")) -> pd.DataFrame:
-        """A wide table for people: per variant, each metric's mean, Δ vs full and p."""
+    def metric_table(self, metric: str) -> pd.DataFrame:
+        """One metric for people: per variant (index) what it removes, its mean, Δ vs the
+        full system with the 95% CI as text, p as text (``format_p``) and the users."""
         frame = self.to_frame()
-        frame = frame[frame["metric"].isin(metrics)]
-        out = pd.DataFrame({"removed": [removed for _, removed in VARIANTS]},
-                           index=pd.Index([s for s, _ in VARIANTS], name="variant"))
-        for metric in metrics:
-            part = frame[frame["metric"] == metric].set_index("variant")
-            if part.empty:
-                continue
-            out[metric] = part["mean_variant"]
-            out[f"Δ {metric}"] = part["diff"]
-            out[f"p {metric}"] = part["p_value"]
-        return out
+        part = frame[frame["metric"] == metric].set_index("variant")
+        return pd.DataFrame({
+            "removed": part["removed"],
+            "mean": part["mean_variant"],
+            "Δ [95% CI]": [f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]" for d, lo, hi in
+                           zip(part["diff"], part["ci_low"], part["ci_high"], strict=True)],
+            "p": part["p_value"].map(format_p),
+            "n_users": part["n_users"],
+        }, index=part.index)
+
+    def metrics(self) -> list[str]:
+        """The metrics compared, in ``ABLATION_METRICS`` order (L2 only where items have one)."""
+        present = {r.metric for r in self.rows}
+        return [m for m in ABLATION_METRICS if m in present]
 
     def full_means(self) -> dict[str, float]:
         """The full system's mean of each metric."""

@@ -127,4 +127,5 @@ def test_ablation_with_single_level_categories_reports_l1_only(store, tmp_path):
     metrics = set(report.to_frame()["metric"])
     assert "top_l1_hit@1" in metrics and "top_l2_hit@1" not in metrics
     assert {"ndcg@10", "recall@10", "mrr"} <= metrics
-    assert "top_l1_hit@1" in report.table().columns
+    assert "top_l1_hit@1" in report.metrics()
+    assert list(report.metric_table("top_l1_hit@1").index) == [s for s, _ in VARIANTS]
