@@ -146,18 +146,23 @@ def usit_rows(seqs: list[np.ndarray]) -> list[tuple[int, int, int, int]]:
 
 # -- ranking and metrics with MGI's functions ---------------------------------------------------
 def rank_targets(score: ScoreFn, inter: Interactions, split: str,
-                 hist: list[np.ndarray]) -> np.ndarray:
+                 hist: list[np.ndarray], batch_users: int = 1024) -> np.ndarray:
     """0-based rank of each ``split`` target among the items not in the user's train, with
-    ``target_ranks`` (MGI's tie rule)."""
+    ``target_ranks`` (MGI's tie rule); ``batch_users`` users' scores in memory at a time."""
     users, items = targets(inter, split)
-    scores = np.empty((len(users), inter.n_items), dtype=np.float64)  # (n_targets, n_items)
-    for row, (u, h) in enumerate(zip(users, hist, strict=True)):
-        s = np.asarray(score(int(u), h), dtype=np.float64).ravel()
-        if s.shape != (inter.n_items,):
-            raise ValueError(f"score returned shape {s.shape}, expected ({inter.n_items},)")
-        scores[row] = s
-    exclude = inter.train[users]  # (n_targets, n_items) sparse: seen in train
-    return target_ranks(scores, items, exclude)
+    ranks = np.empty(len(users), dtype=np.int64)
+    for start in range(0, len(users), batch_users):
+        stop = min(start + batch_users, len(users))
+        scores = np.empty((stop - start, inter.n_items), dtype=np.float64)  # (batch, n_items)
+        for row in range(start, stop):
+            s = np.asarray(score(int(users[row]), hist[row]), dtype=np.float64).ravel()
+            if s.shape != (inter.n_items,):
+                raise ValueError(f"score returned shape {s.shape}, expected "
+                                 f"({inter.n_items},)")
+            scores[row - start] = s
+        exclude = inter.train[users[start:stop]]  # (batch, n_items) sparse: seen in train
+        ranks[start:stop] = target_ranks(scores, items[start:stop], exclude)
+    return ranks
 
 
 def per_user_metrics(inter: Interactions, split: str, ranks: np.ndarray) -> pd.DataFrame:

@@ -132,6 +132,10 @@ def test_same_scores_give_mgis_stored_metrics_and_a_null_pairing(seq_bench, demo
         inter, "test", seq_bench.rank_targets(lambda u, h: counts, inter, "test", hist))
     stored = per_user_frame(demo, "demo", "fake", "popularity")
     assert len(frame) == len(stored) > 100
+    # Users are ranked in batches: the ranks do not depend on the batch size.
+    ranks = seq_bench.rank_targets(lambda u, h: counts, inter, "test", hist)
+    np.testing.assert_array_equal(
+        seq_bench.rank_targets(lambda u, h: counts, inter, "test", hist, batch_users=7), ranks)
     for metric in frame.columns:
         assert frame[metric].sort_index().to_numpy() == pytest.approx(
             stored.loc[frame.index.sort_values(), metric].to_numpy()), metric
