@@ -57,6 +57,11 @@ with right.container(horizontal=True):
 with st.expander("Hyper-parameters", key="train_hyper_open", on_change="rerun"):
     form.show_inputs(form.HYPER_FIELDS)  # every other TrainConfig field, from its metadata
 
+st.number_input(
+    "Processes", 1, training.max_processes(), 1, 1, key="train_processes", width=220,
+    help="Data-parallel training processes on this machine (torchrun, PyTorch DDP): each "
+    "takes every N-th review of a batch and the gradients are averaged. On GPUs give one "
+    "per GPU; on a CPU one per core brings little (README, \"Scaling\").")
 busy = "A job is running: wait for it or cancel it." if job is not None else None
 if pending.ready(device := training.device_check(), "The device description"):
     st.caption(f"Runs on **{device.result()}**.")

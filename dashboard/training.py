@@ -11,6 +11,7 @@ running job and a finished version draw the same curves.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -27,7 +28,14 @@ from dashboard.text import plain
 from dashboard.train_form import build_config, form_values
 from mgi_core.config import TASKS, TrainConfig
 from mgi_core.errors import MgiError
-from mgi_core.jobs.manager import active_job, cancel_job, job_progress, refresh_jobs, start_job
+from mgi_core.jobs.manager import (
+    MAX_PROCESSES,
+    active_job,
+    cancel_job,
+    job_progress,
+    refresh_jobs,
+    start_job,
+)
 from mgi_core.store import Store
 from mgi_core.store.embeddings import embedded_datasets
 from mgi_core.store.queries.evaluations import has_embeddings
@@ -296,8 +304,10 @@ def has_base_embeddings(store: Store, dataset: str) -> bool:
 
 
 def start_training(store: Store) -> None:
-    """Train button callback: build the config from the form and start the job."""
-    _start(store, "train", lambda: build_config(st.session_state))
+    """Train button callback: build the config from the form and start the job, in
+    ``train_processes`` data-parallel processes (torchrun) when that is more than one."""
+    _start(store, "train", lambda: build_config(st.session_state),
+           int(st.session_state.get("train_processes") or 1))
 
 
 def embed_base(store: Store) -> None:
@@ -306,11 +316,17 @@ def embed_base(store: Store) -> None:
         st.session_state, ("base_model", "max_seq_length", "embed_max_seq_length"))))
 
 
-def _start(store: Store, kind: str, make_config: Any) -> None:
+def max_processes() -> int:
+    """The most training processes the form offers: one per CPU core of this machine (a
+    GPU machine has more cores than GPUs; each process of a GPU run takes one GPU)."""
+    return max(1, min(os.cpu_count() or 1, MAX_PROCESSES))
+
+
+def _start(store: Store, kind: str, make_config: Any, processes: int = 1) -> None:
     state = st.session_state
     state["train_error"] = None
     try:
-        start_job(store, kind, state["train_dataset"], make_config())
+        start_job(store, kind, state["train_dataset"], make_config(), processes)
     except MgiError as exc:
         state["train_error"] = exc
     else:

@@ -289,36 +289,30 @@ def job_progress_view(status: dict[str, Any] | None, epochs: int) -> ProgressVie
 
 
 def _run_inline(store, kind: str, dataset: str, config: TrainConfig,
-                show_progress: bool = True) -> str:
+                show_progress: bool = True, world=None) -> str:
     """Run a job in this process (Ctrl-C or SIGTERM cancels it cleanly); register the result.
 
     The job's row names this process, so if it is killed outright the next refresh (any
     later command, or the dashboard) closes the job as failed. With ``show_progress`` (and
     stderr a terminal) a thread follows the run folder's ``status.json`` and draws a bar.
+    Under torchrun (``world``: rank 0) the run folder is sent to the other processes, which
+    train beside this one (:func:`_follow_rank0`).
     """
-    import signal
-
     from mgi_core.jobs.manager import prepare_job, refresh_jobs
     from mgi_core.jobs.run_files import RunFiles, read_json
-    from mgi_core.jobs.worker import run_job
 
-    version, run_dir = prepare_job(store, kind, dataset, config)
-    stop = {"requested": False}
-
-    def on_signal(signum: int, frame: object) -> None:
-        stop["requested"] = True
-        print("stopping after this step …", file=sys.stderr)
-
-    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        version, run_dir = prepare_job(store, kind, dataset, config,
+                                       world.size if world is not None else 1)
+    except BaseException:
+        _send_run_dir(None, world)  # the other processes stop too (this one says why)
+        raise
+    _send_run_dir(run_dir, world)
     status_file = RunFiles(run_dir).status
     follower = PolledProgress(lambda: job_progress_view(read_json(status_file), config.epochs),
                               enabled=None if show_progress else False)
-    try:
-        with follower:
-            state = run_job(run_dir, should_stop=lambda: stop["requested"])
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
+    with follower:
+        state = _run_job_cancellable(run_dir)
     refresh_jobs(store)
     if state != "finished":
         message = (read_json(RunFiles(run_dir).status) or {}).get("message", "")
@@ -326,13 +320,60 @@ def _run_inline(store, kind: str, dataset: str, config: TrainConfig,
     return version
 
 
+def _run_job_cancellable(run_dir: Path) -> str:
+    """``run_job`` here, with Ctrl-C and SIGTERM asking it to stop after the current step."""
+    import signal
+
+    from mgi_core.jobs.worker import run_job
+
+    stop = {"requested": False}
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop["requested"] = True
+        print("stopping after this step …", file=sys.stderr)
+
+    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return run_job(run_dir, should_stop=lambda: stop["requested"])
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _send_run_dir(run_dir: Path | None, world) -> None:
+    if world is not None:
+        from mgi_core.encoder import distributed
+
+        distributed.broadcast_object(None if run_dir is None else str(run_dir), world)
+
+
+def _follow_rank0(world) -> int:
+    """A torchrun process other than rank 0: it never opens the database. It waits for rank
+    0's run folder, then trains its share of each batch (rank 0 saves and registers)."""
+    from mgi_core.encoder import distributed
+
+    run_dir = distributed.broadcast_object(None, world)
+    if run_dir is None:
+        return 2  # rank 0 could not prepare the job and says why
+    state = _run_job_cancellable(Path(run_dir))
+    return 0 if state in ("finished", "cancelled") else 1
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    from mgi_core.encoder import distributed
+    from mgi_core.encoder.device import choose_device
     from mgi_core.store.versions import get_version
 
     config = train_config_from_args(args)
+    world = distributed.world_from_env()  # torchrun sets RANK / WORLD_SIZE
+    if world.active:
+        distributed.init(world, choose_device(config.device).type)
+        if not world.is_main:
+            return _follow_rank0(world)
     with _open_store(args.db) as store:
         version = _run_inline(store, "train", args.dataset, config,
-                              show_progress=not args.json)
+                              show_progress=not args.json,
+                              world=world if world.active else None)
         info = get_version(store, version)
     if args.json:
         print(json.dumps({k: info[k] for k in ("version", "dataset", "status", "metrics",

@@ -3,6 +3,13 @@
 AdamW with linear warm-up and decay, gradient clipping, early stopping on the validation
 objective (``Σ_k λ_k · val_loss_k``) with patience, fixed seeds. Progress goes to an
 ``on_event`` callback; ``should_stop`` is polled every step so a job can be cancelled.
+
+Under ``torchrun`` (``mgi_core.encoder.distributed``) the same loop runs data-parallel:
+``batch_size`` stays the *global* batch, each process takes every N-th review of it, DDP
+averages the gradients, and the texts every process needs (validation, the head warm-up)
+are embedded in shares and gathered, so every process takes the same decisions (early
+stopping, best epoch) without asking the others. The one difference from one process: the
+contrastive ``match`` loss sees the in-batch negatives of its own share only.
 """
 
 from __future__ import annotations
@@ -17,8 +24,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from mgi_core.config import TrainConfig
+from mgi_core.encoder import distributed
+from mgi_core.encoder.distributed import World
 from mgi_core.encoder.model import Encoder
 from mgi_core.encoder.multitask import (
     MultiTaskModel,
@@ -125,6 +135,51 @@ def build_model(encoder: Encoder, data: TaskData, config: TrainConfig) -> MultiT
     return MultiTaskModel(encoder, n_classes, config.dropout)
 
 
+class TrainStep(nn.Module):
+    """One optimisation step's forward pass: the weighted multi-task loss of a batch.
+
+    A module of its own so that DistributedDataParallel can wrap it: both encoder passes
+    (reviews for the heads, anchor and positive texts for ``match``) run inside one
+    ``forward``, and DDP averages the gradients of the whole step.
+    """
+
+    def __init__(self, model: MultiTaskModel, losses: Losses, config: TrainConfig) -> None:
+        super().__init__()
+        self.model = model
+        self.losses = losses
+        self.config = config
+
+    def forward(self, texts: list[str], labels: dict[str, torch.Tensor],
+                anchors: list[str], positives: list[str]) -> dict[str, torch.Tensor]:
+        """Loss per task for this batch (tasks without a label in it are left out). A batch
+        with texts but no label at all gives ``{IDLE: 0 · Σ logits}``: a zero loss still
+        joined to the graph, so this process takes part in DDP's gradient all-reduce."""
+        parts: dict[str, torch.Tensor] = {}
+        if texts:
+            logits = self.model.head_logits(self.model.embed(texts))
+            for task, y in labels.items():
+                if _has_labels(task, y):
+                    parts[task] = self.losses.classification(task, logits[task], y)
+            if not parts and not anchors:
+                parts[IDLE] = sum(v.sum() for v in logits.values()) * 0.0
+        if anchors:
+            # Anchors and positives in one forward pass: one larger batch is cheaper on a
+            # CPU than two (bench/train.py --profile).
+            z = self.model.embed(anchors + positives)
+            parts["match"] = self.losses.match(z[:len(anchors)], z[len(anchors):])
+        return parts
+
+
+IDLE = "idle"  # TrainStep's zero loss for a batch share without labels
+
+
+def steps_per_epoch(n: int, batch_size: int, world: World) -> int:
+    """Optimiser steps over ``n`` examples: a last, partial global batch counts only when
+    every process gets at least one example of it."""
+    full, rest = divmod(n, batch_size)
+    return full + (1 if rest >= world.size else 0)
+
+
 def fine_tune(
     encoder: Encoder,
     data: TaskData,
@@ -134,17 +189,22 @@ def fine_tune(
 ) -> TrainResult:
     """Train ``encoder`` (in place) and its heads on ``data``; return the best epoch's model.
 
+    Under torchrun every process calls this with the same data and config (see the module
+    docstring); events are emitted where ``on_event`` is given (rank 0), and a stop seen by
+    any process stops all of them at the same step.
+
     Raises:
-        TrainingCancelled: ``should_stop()`` returned True.
+        TrainingCancelled: ``should_stop()`` returned True (on any process).
     """
+    world = distributed.current_world()
     model = build_model(encoder, data, config)
     device = encoder.device_info.torch_device
     losses = Losses(data, config, device)
     cls_tasks = [t for t in data.tasks if t in CLASSIFICATION_TASKS]
     use_match = "match" in data.tasks
     n_cls, n_pairs, bsz = len(data.train), len(data.train_pairs), config.batch_size
-    steps_per_epoch = math.ceil((n_cls if cls_tasks else n_pairs) / bsz)
-    total_steps = steps_per_epoch * config.epochs
+    per_epoch = steps_per_epoch(n_cls if cls_tasks else n_pairs, bsz, world)
+    total_steps = per_epoch * config.epochs
 
     enc_params, head_params = trainable_parameters(model)
     groups = [{"params": head_params, "lr": config.head_learning_rate}]
@@ -161,9 +221,12 @@ def fine_tune(
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    rng = np.random.default_rng(config.seed)
+    rng = np.random.default_rng(config.seed)  # the same order on every process
     labels = {t: torch.as_tensor(data.train.labels[t], device=device) for t in cls_tasks}
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    train_step = distributed.wrap_for_training(TrainStep(model, losses, config), world)
+    if world.active:  # the same batches, different dropout masks in each process
+        torch.manual_seed(config.seed + 1_000_003 * world.rank)
 
     result = TrainResult(model=model)
     best_objective, best_state, bad_epochs = math.inf, None, 0
@@ -172,33 +235,36 @@ def fine_tune(
         model.train()
         cls_order = rng.permutation(n_cls) if cls_tasks else None
         pair_order = rng.permutation(n_pairs) if use_match else None
-        for k in range(steps_per_epoch):
-            if should_stop is not None and should_stop():
+        for k in range(per_epoch):
+            stop = should_stop is not None and should_stop()
+            if distributed.any_rank(stop, world):
                 raise TrainingCancelled("Training was cancelled; no version was registered.")
-            parts: dict[str, torch.Tensor] = {}
+            texts: list[str] = []
+            batch_labels: dict[str, torch.Tensor] = {}
             if cls_tasks:
-                idx = cls_order[k * bsz:(k + 1) * bsz]
-                z = model.embed([data.train.texts[i] for i in idx])
-                logits = model.head_logits(z)
+                idx = world.shard(cls_order[k * bsz:(k + 1) * bsz])
+                texts = [data.train.texts[i] for i in idx]
                 index = torch.as_tensor(idx, device=device)
-                for task in cls_tasks:
-                    y = labels[task][index]
-                    if _has_labels(task, y):
-                        parts[task] = losses.classification(task, logits[task], y)
+                batch_labels = {task: labels[task][index] for task in cls_tasks}
                 samples += len(idx)
+            anchors: list[str] = []
+            positives: list[str] = []
             if use_match:
                 start = (k * bsz) % n_pairs
-                idx = pair_order[start:start + bsz]
-                if len(idx) >= 2:
-                    # Anchors and positives in one forward pass: one larger batch is cheaper
-                    # on a CPU than two (bench/train.py --profile).
-                    z = model.embed([data.train_pairs.anchors[i] for i in idx]
-                                    + [data.train_pairs.positives[i] for i in idx])
-                    parts["match"] = losses.match(z[:len(idx)], z[len(idx):])
+                pairs = pair_order[start:start + bsz]
+                if len(pairs) >= 2 * world.size:  # in-batch negatives in every share
+                    idx = world.shard(pairs)
+                    anchors = [data.train_pairs.anchors[i] for i in idx]
+                    positives = [data.train_pairs.positives[i] for i in idx]
                     samples += len(idx)
-            if not parts:
+            if not texts and not anchors:
+                continue  # the same on every process: shares are empty together
+            parts = train_step(texts, batch_labels, anchors, positives)
+            idle = parts.pop(IDLE, None)
+            if not parts and not world.active:
                 continue
-            loss = sum(config.weight(t) * v for t, v in parts.items())
+            # A share without labels joins the step with a zero loss (DDP needs every process).
+            loss = sum(config.weight(t) * v for t, v in parts.items()) if parts else idle
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
@@ -242,7 +308,8 @@ def fine_tune(
     merge_for_inference(model.encoder)
     model.eval()
     result.n_steps = step
-    result.samples_per_s = samples / max(time.monotonic() - started, 1e-9)
+    [total_samples] = distributed.all_sum([samples], world)
+    result.samples_per_s = total_samples / max(time.monotonic() - started, 1e-9)
     return result
 
 
@@ -298,9 +365,14 @@ def warm_up_heads(model: MultiTaskModel, data: TaskData, config: TrainConfig, lo
 
 @torch.no_grad()
 def _embed_all(model: MultiTaskModel, texts: list[str], bsz: int) -> torch.Tensor:
-    chunks = [model.embed(texts[i:i + bsz]) for i in range(0, len(texts), bsz)]
-    dim = model.encoder.dim
-    return torch.cat(chunks) if chunks else torch.zeros((0, dim))
+    """(n, d) vectors of ``texts``; under torchrun each process embeds its share and every
+    process gets them all (``distributed.gather_rows``)."""
+    world = distributed.current_world()
+    share = world.shard(texts)
+    chunks = [model.embed(share[i:i + bsz]) for i in range(0, len(share), bsz)]
+    device = model.encoder.device_info.torch_device
+    local = torch.cat(chunks) if chunks else torch.zeros((0, model.encoder.dim), device=device)
+    return distributed.gather_rows(local, len(texts), world)
 
 
 @torch.no_grad()

@@ -118,21 +118,31 @@ def active_job(store: Store) -> dict[str, Any] | None:
 _JOBS_LOCK = threading.RLock()
 
 
-def prepare_job(store: Store, kind: str, dataset: str, config: TrainConfig) -> tuple[str, Path]:
+def prepare_job(store: Store, kind: str, dataset: str, config: TrainConfig,
+                processes: int = 1) -> tuple[str, Path]:
     """Register a new job and write its run folder; return (version, run_dir).
 
+    ``processes`` > 1 (training only): :func:`spawn` starts it under torchrun, that many
+    data-parallel processes on this machine.
+
     Raises:
-        JobError: another job is running on this database.
+        JobError: another job is running on this database, or a bad ``processes``.
         DatasetNotFoundError: unknown dataset.
     """
     with _JOBS_LOCK:
-        return _prepare_job(store, kind, dataset, config)
+        return _prepare_job(store, kind, dataset, config, processes)
+
+
+MAX_PROCESSES = 64
 
 
 def _prepare_job(store: Store, kind: str, dataset: str,
-                 config: TrainConfig) -> tuple[str, Path]:
+                 config: TrainConfig, processes: int = 1) -> tuple[str, Path]:
     if kind not in ("train", "embed"):
         raise JobError(f"Unknown job kind {kind!r}; use train or embed.")
+    if not 1 <= int(processes) <= MAX_PROCESSES or (kind != "train" and processes != 1):
+        raise JobError(f"processes must be 1 to {MAX_PROCESSES}, and 1 for an embed job "
+                       f"(got {processes}).")
     get_dataset(store, dataset)
     refresh_jobs(store)  # a job whose process has ended does not block this one
     running = active_job(store)
@@ -150,7 +160,7 @@ def _prepare_job(store: Store, kind: str, dataset: str,
     job_id = uuid.uuid4().hex[:12]
     write_json_atomic(files.job, {
         "job_id": job_id, "kind": kind, "version": version, "dataset": dataset,
-        "config": config.to_dict(), "data_hash": data_hash,
+        "config": config.to_dict(), "data_hash": data_hash, "processes": int(processes),
     })
     training = TrainingVersion(config.base_model, config.strategy, config.to_json(),
                                data_hash) if kind == "train" else None
@@ -165,12 +175,13 @@ def _prepare_job(store: Store, kind: str, dataset: str,
 def spawn(store: Store, run_dir: Path) -> int:
     """Start the job of ``run_dir`` in a child process in its own session; return its pid."""
     files = RunFiles(run_dir)
+    processes = int((read_json(files.job) or {}).get("processes", 1))
     log_fh = open(files.log, "ab")  # noqa: SIM115 - handed to the child
     # The installed package (``pip install -e .`` by make setup, or a wheel) is importable in
     # the child as it is here: no PYTHONPATH, and the caller's working folder, so relative
     # paths in the job mean what they meant to the caller.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mgi_core", "run-job", str(run_dir)],
+        job_command(run_dir, processes),
         stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
@@ -179,15 +190,29 @@ def spawn(store: Store, run_dir: Path) -> int:
     return proc.pid
 
 
-def start_job(store: Store, kind: str, dataset: str, config: TrainConfig | None = None) -> str:
+def job_command(run_dir: Path, processes: int = 1) -> list[str]:
+    """The child's command line: ``python -m mgi_core run-job RUN_DIR``, under torchrun
+    (``torch.distributed.run --standalone``: a rendezvous on this machine, a free port)
+    when ``processes`` > 1. torchrun records the workers' exits; a failing worker stops
+    the others."""
+    job = [sys.executable, "-m", "mgi_core", "run-job", str(run_dir)]
+    if processes <= 1:
+        return job
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc_per_node={processes}", *job[1:]]
+
+
+def start_job(store: Store, kind: str, dataset: str, config: TrainConfig | None = None,
+              processes: int = 1) -> str:
     """Prepare and spawn a job; return the version it will produce.
 
     Raises:
-        JobError: another job is running, or the child process could not be started (the
-            job is then closed as failed).
+        JobError: another job is running, a bad ``processes``, or the child process could
+            not be started (the job is then closed as failed).
     """
     with _JOBS_LOCK:
-        version, run_dir = prepare_job(store, kind, dataset, config or TrainConfig())
+        version, run_dir = prepare_job(store, kind, dataset, config or TrainConfig(),
+                                       processes)
         try:
             spawn(store, run_dir)
         except OSError as exc:

@@ -3,6 +3,10 @@
 It reads only its run folder (job.json, the Parquet snapshot) and writes only there:
 progress to status.json / metrics.jsonl, then the checkpoint and the embeddings. It never
 opens the database; the app registers the finished run.
+
+Under torchrun (``torchrun --nproc_per_node N -m mgi_core run-job RUN_DIR``, which is how
+the app starts a job with ``processes`` > 1) every process trains its share; rank 0 alone
+writes the run folder and embeds the reviews afterwards.
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ log = logging.getLogger(__name__)
 
 
 class _Status:
-    """status.json, rewritten atomically on every update."""
+    """status.json, rewritten atomically on every update (by rank 0 only: another
+    training process keeps its state in memory and writes nothing)."""
 
-    def __init__(self, files: RunFiles, job: dict[str, Any]) -> None:
+    def __init__(self, files: RunFiles, job: dict[str, Any], writes: bool = True) -> None:
         self.files = files
+        self.writes = writes
         self.data: dict[str, Any] = {
             "state": "running", "phase": "preparing", "version": job["version"],
             "kind": job["kind"], "dataset": job["dataset"], "started": time.time(),
@@ -42,7 +48,8 @@ class _Status:
         self.write()
 
     def write(self) -> None:
-        write_json_atomic(self.files.status, self.data)
+        if self.writes:
+            write_json_atomic(self.files.status, self.data)
 
 
 def library_versions() -> dict[str, str]:
@@ -135,6 +142,8 @@ class HeadProbabilities:
 
 def run_job(run_dir: Path, should_stop: Callable[[], bool] | None = None) -> str:
     """Run the job described by ``run_dir/job.json``; return its final state."""
+    from mgi_core.encoder import distributed
+    from mgi_core.encoder.device import choose_device
     from mgi_core.encoder.fast import encode_path_here
     from mgi_core.encoder.model import load_encoder
     from mgi_core.encoder.train import TrainingCancelled
@@ -143,22 +152,30 @@ def run_job(run_dir: Path, should_stop: Callable[[], bool] | None = None) -> str
     job = read_json(files.job)
     if job is None:
         raise FileNotFoundError(f"{files.job} is missing or unreadable")
-    status = _Status(files, job)
+    world = distributed.world_from_env() if job["kind"] == "train" else distributed.World()
+    status = _Status(files, job, writes=world.is_main)
     stop = should_stop or (lambda: False)
     try:
         config = TrainConfig.from_dict(job["config"])
         snapshot = pd.read_parquet(files.snapshot)
         status.update(phase="loading encoder")
+        distributed.init(world, choose_device(config.device).type)
         encoder = load_encoder(config.base_model, config.max_seq_length, config.device)
         info = encoder.device_info
         embed_path = encode_path_here(info.type, info.autocast_dtype)
         # Registration stores this line with the version: training and embedding precision.
-        status.update(device=f"{info.describe()}; embedding: {embed_path.describe()}")
+        processes = f" × {world.size} processes (torchrun)" if world.active else ""
+        status.update(device=f"{info.describe()}{processes}; "
+                             f"embedding: {embed_path.describe()}")
         result_fields: dict[str, Any] = {}
         model = None
         if job["kind"] == "train":
-            model, result_fields = _train(files, job, config, snapshot, encoder, status, stop)
+            model, result_fields = _train(files, job, config, snapshot, encoder, status, stop,
+                                          world)
             encoder = model.encoder
+            distributed.shutdown()
+            if not world.is_main:
+                return "finished"  # rank 0 saved the model and embeds the reviews
         status.update(phase="embedding", done=0, total=len(snapshot))
         encoder.max_seq_length = config.embed_max_seq_length
 
@@ -193,7 +210,7 @@ def run_job(run_dir: Path, should_stop: Callable[[], bool] | None = None) -> str
 
 
 def _train(files: RunFiles, job: dict[str, Any], config: TrainConfig, snapshot: pd.DataFrame,
-           encoder, status: _Status, stop: Callable[[], bool]):
+           encoder, status: _Status, stop: Callable[[], bool], world):
     from mgi_core.encoder.checkpoint import save_checkpoint
     from mgi_core.encoder.tasks import build_task_data
     from mgi_core.encoder.train import fine_tune
@@ -201,11 +218,13 @@ def _train(files: RunFiles, job: dict[str, Any], config: TrainConfig, snapshot: 
     data = build_task_data(snapshot, config)
     status.update(phase="training", tasks=data.tasks, notices=data.notices,
                   n_train=len(data.train), n_pairs=len(data.train_pairs))
-    write_json_atomic(files.config, {
-        "version": job["version"], "dataset": job["dataset"], "data_hash": job["data_hash"],
-        "config": config.to_dict(), "library_versions": library_versions(),
-        "tasks": data.tasks, "notices": data.notices,
-    })
+    if world.is_main:
+        write_json_atomic(files.config, {
+            "version": job["version"], "dataset": job["dataset"],
+            "data_hash": job["data_hash"], "config": config.to_dict(),
+            "library_versions": library_versions(), "tasks": data.tasks,
+            "notices": data.notices, "processes": world.size,
+        })
 
     def on_event(event: dict[str, Any]) -> None:
         append_event(files.metrics, event)
@@ -216,7 +235,10 @@ def _train(files: RunFiles, job: dict[str, Any], config: TrainConfig, snapshot: 
         elif event["kind"] == "epoch":
             status.update(last_val=event["metrics"])
 
-    result = fine_tune(encoder, data, config, on_event=on_event, should_stop=stop)
+    result = fine_tune(encoder, data, config, on_event=on_event if world.is_main else None,
+                       should_stop=stop)
+    if not world.is_main:
+        return result.model, {}
     status.update(phase="saving")
     # Saved at the embedding length, so that SentenceTransformer(checkpoint) embeds texts as
     # this version's stored vectors were embedded (run_job's next phase).

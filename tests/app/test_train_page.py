@@ -179,6 +179,26 @@ def test_a_training_run_starts_shows_progress_and_lists_a_ready_version(
     assert not at.button(key="train_start").disabled
 
 
+def test_two_processes_train_data_parallel_under_torchrun(
+    tiny_dataset: str, tiny_bert: Path, db: Path
+) -> None:
+    at = _fill_tiny(_open_page(), tiny_bert)
+    processes = at.number_input(key="train_processes")
+    assert processes.value == 1 and "torchrun" in processes.help
+    processes.set_value(2)
+    at = _run(at)
+    at.button(key="train_start").click()
+    at = _run(at)
+    _wait_until_no_job(_app_store(db))
+    at = _run(at)
+    assert "Version **v1** is ready" in _texts(at.success), _texts(at.error)
+    [info] = list_versions(_app_store(db))
+    # Rank 0 describes the run it was part of: two processes joined the process group.
+    assert "× 2 processes (torchrun)" in info["device"]
+    log = (Path(info["artefact_dir"]) / "job.log").read_text()
+    assert "torch.distributed" in log or "OMP_NUM_THREADS" in log  # torchrun's own banner
+
+
 def test_a_reopened_page_shows_the_running_job_and_cancel_stops_it(
     tiny_dataset: str, tiny_bert: Path, db: Path
 ) -> None:
