@@ -66,11 +66,31 @@ def build_parser() -> argparse.ArgumentParser:
                          f"{FULL_LEARNING_RATE:g} otherwise"})
 
     embed = sub.add_parser(
-        "embed", parents=[db], help="Embed a dataset with the pre-trained encoder (version base)."
+        "embed", parents=[db],
+        help="Embed a dataset with the pre-trained encoder (version base) or a trained version.",
     )
     embed.add_argument("--dataset", required=True)
+    embed.add_argument("--version", default=None,
+                       help="A ready version to embed with (default: base, the pre-trained "
+                            "encoder).")
     embed.add_argument("--max-seq-length", type=int,
-                       default=TrainConfig().embed_max_seq_length)
+                       default=TrainConfig().embed_max_seq_length,
+                       help="Tokens per review (default %(default)s; with --version, that "
+                            "version's own length unless given).")
+    embed.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local: this process (default). ray: Ray Data, one encoder per "
+                            "actor (GPU actors where the cluster has GPUs).")
+    embed.add_argument("--address", default=None,
+                       help="Ray cluster to join (ray://HOST:10001, or 'auto'); default: "
+                            "start a local one on this machine's CPUs.")
+    embed.add_argument("--actors", type=int, default=None,
+                       help="Ray actors (encoders) to run; default: one per CPU, or per GPU "
+                            "where the cluster has GPUs.")
+    embed.add_argument("--stage", default=None,
+                       help="Where the Parquet snapshot and embeddings go for the cluster to "
+                            "read and write: a folder every node sees, or s3://… / gs://… "
+                            "where credentials are configured. Default: the run folder "
+                            "(fine for a one-machine cluster).")
 
     versions = sub.add_parser("versions", parents=[db], help="List model versions.")
     versions.add_argument("--json", action="store_true", help="Print JSON.")
@@ -289,7 +309,8 @@ def job_progress_view(status: dict[str, Any] | None, epochs: int) -> ProgressVie
 
 
 def _run_inline(store, kind: str, dataset: str, config: TrainConfig,
-                show_progress: bool = True, world=None) -> str:
+                show_progress: bool = True, world=None, version: str | None = None,
+                engine: dict[str, Any] | None = None) -> str:
     """Run a job in this process (Ctrl-C or SIGTERM cancels it cleanly); register the result.
 
     The job's row names this process, so if it is killed outright the next refresh (any
@@ -303,7 +324,8 @@ def _run_inline(store, kind: str, dataset: str, config: TrainConfig,
 
     try:
         version, run_dir = prepare_job(store, kind, dataset, config,
-                                       world.size if world is not None else 1)
+                                       world.size if world is not None else 1,
+                                       version=version, engine=engine)
     except BaseException:
         _send_run_dir(None, world)  # the other processes stop too (this one says why)
         raise
@@ -389,10 +411,25 @@ def embed_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(embed_max_seq_length=args.max_seq_length)
 
 
+def embed_engine(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The ``embed`` command's engine options (None: this process)."""
+    if args.engine == "local":
+        for option in ("address", "actors", "stage"):
+            if getattr(args, option) is not None:
+                raise MgiError(f"--{option} is an option of --engine ray.")
+        return None
+    if args.actors is not None and args.actors < 1:
+        raise MgiError("--actors must be at least 1.")
+    return {"name": "ray", "address": args.address, "actors": args.actors,
+            "stage": args.stage}
+
+
 def cmd_embed(args: argparse.Namespace) -> int:
     config = embed_config(args)
+    engine = embed_engine(args)
     with _open_store(args.db) as store:
-        print(_run_inline(store, "embed", args.dataset, config))
+        print(_run_inline(store, "embed", args.dataset, config, version=args.version,
+                          engine=engine))
     return 0
 
 

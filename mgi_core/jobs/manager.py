@@ -14,6 +14,8 @@ never blocks the next one.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import signal
@@ -36,7 +38,7 @@ from mgi_core.store import Store
 from mgi_core.store import jobs as job_rows
 from mgi_core.store.datasets import get_dataset
 from mgi_core.store.jobs import FinishedRun, TrainingVersion
-from mgi_core.store.versions import BASE_VERSION, next_version_id
+from mgi_core.store.versions import BASE_VERSION, get_version, next_version_id
 
 log = logging.getLogger(__name__)
 
@@ -119,25 +121,32 @@ _JOBS_LOCK = threading.RLock()
 
 
 def prepare_job(store: Store, kind: str, dataset: str, config: TrainConfig,
-                processes: int = 1) -> tuple[str, Path]:
+                processes: int = 1, version: str | None = None,
+                engine: dict[str, Any] | None = None) -> tuple[str, Path]:
     """Register a new job and write its run folder; return (version, run_dir).
 
     ``processes`` > 1 (training only): :func:`spawn` starts it under torchrun, that many
-    data-parallel processes on this machine.
+    data-parallel processes on this machine. ``version`` (embedding only): embed with that
+    ready version's encoder instead of the pre-trained one (``base``). ``engine`` (embedding
+    only): ``{"name": "ray", "address": …, "stage": …, "actors": …}`` embeds on Ray Data
+    (``mgi_core.jobs.worker``); default: in the job's own process.
 
     Raises:
-        JobError: another job is running on this database, or a bad ``processes``.
+        JobError: another job is running on this database, a bad ``processes``, or a
+            version that cannot embed.
         DatasetNotFoundError: unknown dataset.
+        ModelVersionNotFound: no such version.
     """
     with _JOBS_LOCK:
-        return _prepare_job(store, kind, dataset, config, processes)
+        return _prepare_job(store, kind, dataset, config, processes, version, engine)
 
 
 MAX_PROCESSES = 64
 
 
-def _prepare_job(store: Store, kind: str, dataset: str,
-                 config: TrainConfig, processes: int = 1) -> tuple[str, Path]:
+def _prepare_job(store: Store, kind: str, dataset: str, config: TrainConfig,
+                 processes: int = 1, version: str | None = None,
+                 engine: dict[str, Any] | None = None) -> tuple[str, Path]:
     if kind not in ("train", "embed"):
         raise JobError(f"Unknown job kind {kind!r}; use train or embed.")
     if not 1 <= int(processes) <= MAX_PROCESSES or (kind != "train" and processes != 1):
@@ -151,16 +160,32 @@ def _prepare_job(store: Store, kind: str, dataset: str,
             f"A {running['kind']} job ({running['version']} on {running['dataset']}) is "
             "running. One job runs at a time: wait for it to finish or cancel it."
         )
-    version = next_version_id(store) if kind == "train" else BASE_VERSION
-    name = version if kind == "train" else f"{BASE_VERSION}-{dataset}-{uuid.uuid4().hex[:6]}"
+    if kind == "train" and (version is not None or engine):
+        raise JobError("A training job makes a new version, on this machine's processes: "
+                       "version and engine are options of an embedding job.")
+    if kind == "train":
+        version = next_version_id(store)
+        name = version
+    else:
+        version = version or BASE_VERSION
+        if version != BASE_VERSION:
+            config = _embed_with_version(store, version, config)
+        name = f"{version}-{dataset}-{uuid.uuid4().hex[:6]}"
     run_dir = runs_root(store).resolve() / name
-    run_dir.mkdir(parents=True, exist_ok=False)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)
+    except FileExistsError as exc:
+        raise JobError(
+            f"The run folder {run_dir} already exists: another database keeps its runs in "
+            "the same folder. Give each database its own folder, or set MGI_RUNS."
+        ) from exc
     files = RunFiles(run_dir)
     data_hash = export_snapshot(store, dataset, files.snapshot)
     job_id = uuid.uuid4().hex[:12]
     write_json_atomic(files.job, {
         "job_id": job_id, "kind": kind, "version": version, "dataset": dataset,
         "config": config.to_dict(), "data_hash": data_hash, "processes": int(processes),
+        "engine": dict(engine or {"name": "local"}),
     })
     training = TrainingVersion(config.base_model, config.strategy, config.to_json(),
                                data_hash) if kind == "train" else None
@@ -170,6 +195,29 @@ def _prepare_job(store: Store, kind: str, dataset: str,
                         run_dir=run_dir, pid=os.getpid(),
                         pid_start=process_start_time(os.getpid()), training=training)
     return version, run_dir
+
+
+def _embed_with_version(store: Store, version: str, config: TrainConfig) -> TrainConfig:
+    """``config`` with the encoder of ready version ``version`` (its checkpoint folder) and,
+    unless the caller set one, that version's own embedding length."""
+    from mgi_core.encoder.checkpoint import CHECKPOINT_DIR, checkpoint_is_usable
+
+    info = get_version(store, version)  # raises unless it exists and is ready
+    if not info.get("artefact_dir"):
+        raise JobError(f"Version {version!r} has no model folder to embed with.")
+    run_dir = Path(info["artefact_dir"])
+    if not checkpoint_is_usable(run_dir):
+        raise JobError(f"Version {version!r} has no usable checkpoint in {run_dir}; train "
+                       "it again.")
+    own_config = info.get("config") or {}
+    if isinstance(own_config, str):
+        own_config = json.loads(own_config)
+    own = own_config.get("embed_max_seq_length")
+    length = config.embed_max_seq_length
+    if length == TrainConfig().embed_max_seq_length and own:
+        length = int(own)
+    return dataclasses.replace(config, base_model=str(run_dir / CHECKPOINT_DIR),
+                               embed_max_seq_length=length)
 
 
 def spawn(store: Store, run_dir: Path) -> int:

@@ -95,16 +95,24 @@ def item_vectors_from_reviews(snapshot: pd.DataFrame, review_vecs: np.ndarray,
         vecs.append(v / max(np.linalg.norm(v), 1e-12))
         out_ids.append(item)
         counts.append(int(k))
-    have = set(out_ids)
+    cold_ids, cold_vecs = cold_item_vectors(snapshot, set(out_ids), encode)
+    vecs.extend(cold_vecs)
+    out_ids.extend(cold_ids)
+    counts.extend([0] * len(cold_ids))
+    return pd.DataFrame({"item_id": out_ids, "n_train_reviews": counts, "vector": vecs})
+
+
+def cold_item_vectors(snapshot: pd.DataFrame, have: set[str],
+                      encode: Callable[[list[str]], np.ndarray]) -> tuple[list[str], list]:
+    """(item ids, vectors) of the items not in ``have`` (no train review) that have a
+    title: their title and category text, embedded."""
     meta = snapshot.drop_duplicates("item_id").set_index("item_id")
     cold = [i for i in meta.index if i not in have and isinstance(meta.at[i, "item_title"], str)]
-    if cold:
-        texts = [f"{meta.at[i, 'item_title']}. {meta.at[i, 'category'] or ''}".strip()
-                 for i in cold]
-        vecs.extend(encode(texts))
-        out_ids.extend(cold)
-        counts.extend([0] * len(cold))
-    return pd.DataFrame({"item_id": out_ids, "n_train_reviews": counts, "vector": vecs})
+    if not cold:
+        return [], []
+    texts = [f"{meta.at[i, 'item_title']}. {meta.at[i, 'category'] or ''}".strip()
+             for i in cold]
+    return cold, list(encode(texts))
 
 
 class HeadProbabilities:
@@ -176,8 +184,14 @@ def run_job(run_dir: Path, should_stop: Callable[[], bool] | None = None) -> str
             distributed.shutdown()
             if not world.is_main:
                 return "finished"  # rank 0 saved the model and embeds the reviews
-        status.update(phase="embedding", done=0, total=len(snapshot))
         encoder.max_seq_length = config.embed_max_seq_length
+        engine = job.get("engine") or {}
+        if engine.get("name") == "ray":
+            dim = _embed_on_ray(files, config, snapshot, encoder, embed_path, status, stop,
+                                engine)
+            status.update(state="finished", phase="done", dim=dim, finished=time.time())
+            return status.data["state"]
+        status.update(phase="embedding", done=0, total=len(snapshot))
 
         def progress(done: int, total: int) -> None:
             if stop():
@@ -207,6 +221,73 @@ def run_job(run_dir: Path, should_stop: Callable[[], bool] | None = None) -> str
         status.update(state="failed", phase="failed", finished=time.time(),
                       message=f"{type(exc).__name__}: {exc}")
     return status.data["state"]
+
+
+def _embed_on_ray(files: RunFiles, config: TrainConfig, snapshot: pd.DataFrame, encoder,
+                  embed_path, status: _Status, stop: Callable[[], bool],
+                  engine: dict[str, Any]) -> int:
+    """Embed the snapshot's reviews on Ray Data; write the run folder's embedding files.
+
+    The snapshot goes to the stage (``engine['stage']``, a folder or object-store URI every
+    node reads; default the run folder), Ray's actors write the review vectors there as
+    Parquet, and one streamed pass over them writes the run folder's file (what
+    registration bulk-loads into DuckDB) while summing each item's train vectors. Memory:
+    one batch plus items × d. Returns the dimension.
+    """
+    import os
+
+    from mgi_core.data import lake
+    from mgi_core.encoder.fast import PRECISION_ENV
+    from mgi_core.encoder.ray_embed import embed_with_ray, item_means
+
+    stage = engine.get("stage")
+    base = lake.join(stage, files.root.name) if stage else str(files.root)
+    snapshot_uri = str(files.snapshot)
+    if stage:
+        snapshot_uri = lake.join(base, "snapshot")
+        lake.write_batches(pq.ParquetFile(files.snapshot).iter_batches(65_536), snapshot_uri)
+    out_uri = lake.join(base, "review_embeddings")
+    status.update(phase="embedding", done=0, total=len(snapshot), engine="ray")
+
+    def progress(done: int, total: int) -> None:
+        status.update(done=done, total=total)
+
+    result = embed_with_ray(  # raises TrainingCancelled when stop() says so
+        snapshot_uri, out_uri, model=config.base_model,
+        max_seq_length=config.embed_max_seq_length, batch_size=config.embed_batch_size,
+        address=engine.get("address"), actors=engine.get("actors"),
+        precision=os.environ.get(PRECISION_ENV), on_progress=progress, should_stop=stop,
+    )
+    status.update(phase="collecting")
+    writer: pq.ParquetWriter | None = None
+
+    def copy_to_run_folder():
+        nonlocal writer
+        for batch in lake.iter_batches(out_uri, ["review_id", "item_id", "split", "embedding"]):
+            part = pa.table({"review_id": batch.column("review_id").cast(pa.int64()),
+                             "embedding": batch.column("embedding")})
+            if writer is None:
+                writer = pq.ParquetWriter(files.review_embeddings, part.schema)
+            writer.write_table(part)
+            yield batch
+
+    try:
+        item_ids, n_train, vectors = item_means(copy_to_run_folder())
+    finally:
+        if writer is not None:
+            writer.close()
+    cold_ids, cold_vecs = cold_item_vectors(
+        snapshot, {str(i) for i in item_ids},
+        lambda t: encoder.encode(t, config.embed_batch_size, path=embed_path))
+    ids = [str(i) for i in item_ids] + cold_ids
+    all_vecs = np.concatenate([np.asarray(vectors, np.float32).reshape(-1, result.dim),
+                               np.asarray(cold_vecs, np.float32).reshape(-1, result.dim)])
+    counts = [int(c) for c in n_train] + [0] * len(cold_ids)
+    _write_vectors(files.item_embeddings, pa.array(ids, pa.string()), "item_id", all_vecs,
+                   {"n_train_reviews": pa.array(counts, pa.int64())})
+    status.update(device=f"Ray Data: {result.actors} actors ({result.device}) on "
+                         f"{result.address}; embedding: {embed_path.describe()}")
+    return int(result.dim)
 
 
 def _train(files: RunFiles, job: dict[str, Any], config: TrainConfig, snapshot: pd.DataFrame,
