@@ -92,6 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
                             "where credentials are configured. Default: the run folder "
                             "(fine for a one-machine cluster).")
 
+    export = sub.add_parser(
+        "export", parents=[db],
+        help="Write a dataset (and a version's vectors) as Parquet folders that DuckDB, Ray "
+             "and pandas read.")
+    export.add_argument("--dataset", required=True)
+    export.add_argument("--version", default=None,
+                        help="Also write this version's review and item vectors.")
+    export.add_argument("--to", required=True,
+                        help="A new or empty folder, or s3://… / gs://… where credentials are "
+                             "configured.")
+    export.add_argument("--json", action="store_true", help="Print the row counts as JSON.")
+
     versions = sub.add_parser("versions", parents=[db], help="List model versions.")
     versions.add_argument("--json", action="store_true", help="Print JSON.")
 
@@ -433,6 +445,19 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from mgi_core.data.export import export_dataset
+
+    with _open_store(args.db) as store:
+        rows = export_dataset(store, args.dataset, args.to, args.version)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for name, n in rows.items():
+            print(f"{n:>12,}  {name}/ under {args.to}")
+    return 0
+
+
 def cmd_versions(args: argparse.Namespace) -> int:
     from mgi_core.jobs.manager import refresh_jobs
     from mgi_core.store.versions import list_versions
@@ -628,7 +653,8 @@ def cmd_run_job(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "ingest": cmd_ingest, "datasets": cmd_datasets, "load-demo": cmd_load_demo,
-    "train": cmd_train, "embed": cmd_embed, "versions": cmd_versions, "run-job": cmd_run_job,
+    "train": cmd_train, "embed": cmd_embed, "export": cmd_export, "versions": cmd_versions,
+    "run-job": cmd_run_job,
     "evaluate": cmd_evaluate, "compare": cmd_compare, "ablate": cmd_ablate,
     "recommend": cmd_recommend,
     "profile": cmd_profile, "jobs": cmd_jobs, "cancel": cmd_cancel,

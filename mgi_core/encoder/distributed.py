@@ -16,6 +16,7 @@ processes and ``torch.distributed`` moves the tensors.
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -91,8 +92,14 @@ def init(world: World, device_type: str) -> None:
 
 
 def shutdown() -> None:
-    """Leave the process group (a no-op when there is none)."""
+    """Leave the process group (a no-op when there is none).
+
+    Objects that still use the group (a DistributedDataParallel wrapper sits in reference
+    cycles through its hooks) are collected first: destroyed after the group, at interpreter
+    exit, they abort the process ("terminate called without an active exception").
+    """
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 
@@ -138,6 +145,15 @@ def gather_rows(local: torch.Tensor, n_total: int, world: World) -> torch.Tensor
         k = len(range(rank, n_total, world.size))
         out[rank::world.size] = part[:k]
     return out
+
+
+def gather_with_grad(local: torch.Tensor) -> torch.Tensor:
+    """Every process's ``local`` rows (the same shape on each), concatenated in rank order,
+    with gradients flowing back to the process that computed each row
+    (``torch.distributed.nn.functional.all_gather``)."""
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(local), dim=0)
 
 
 def _collective_device() -> torch.device:

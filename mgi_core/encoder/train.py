@@ -8,8 +8,10 @@ Under ``torchrun`` (``mgi_core.encoder.distributed``) the same loop runs data-pa
 ``batch_size`` stays the *global* batch, each process takes every N-th review of it, DDP
 averages the gradients, and the texts every process needs (validation, the head warm-up)
 are embedded in shares and gathered, so every process takes the same decisions (early
-stopping, best epoch) without asking the others. The one difference from one process: the
-contrastive ``match`` loss sees the in-batch negatives of its own share only.
+stopping, best epoch) without asking the others. The contrastive ``match`` loss gathers
+every process's positives (with their gradients), so it sees the global batch's negatives
+as one process does. What differs from one process: dropout masks, and a global batch of
+pairs not divisible by N loses its last few pairs.
 """
 
 from __future__ import annotations
@@ -111,12 +113,22 @@ class Losses:
             return F.binary_cross_entropy_with_logits(logits[:, 0], y.float(), weight=weight)
         return F.cross_entropy(logits, y, weight=self.weights[task], ignore_index=IGNORE)
 
-    def match(self, anchors: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
-        """Multiple-negatives ranking loss: each anchor against every positive in the batch."""
+    def match(self, anchors: torch.Tensor, positives: torch.Tensor,
+              world: World | None = None) -> torch.Tensor:
+        """Multiple-negatives ranking loss: each anchor against every positive in the batch.
+
+        Under torchrun (``world`` active, equal shares) the positives of every process are
+        gathered with their gradients, so each anchor meets the whole global batch's
+        negatives, as in one process; DDP's averaging then gives the global loss's gradient.
+        """
         a = F.normalize(anchors, dim=-1)
         p = F.normalize(positives, dim=-1)
-        logits = self.config.match_scale * a @ p.T  # (b, b)
-        return F.cross_entropy(logits, torch.arange(len(a), device=logits.device))
+        target = torch.arange(len(a), device=a.device)
+        if world is not None and world.active:
+            p = distributed.gather_with_grad(p)
+            target = target + world.rank * len(a)
+        logits = self.config.match_scale * a @ p.T  # (b, b · processes)
+        return F.cross_entropy(logits, target)
 
 
 def _has_labels(task: str, y: torch.Tensor) -> bool:
@@ -166,7 +178,8 @@ class TrainStep(nn.Module):
             # Anchors and positives in one forward pass: one larger batch is cheaper on a
             # CPU than two (bench/train.py --profile).
             z = self.model.embed(anchors + positives)
-            parts["match"] = self.losses.match(z[:len(anchors)], z[len(anchors):])
+            parts["match"] = self.losses.match(z[:len(anchors)], z[len(anchors):],
+                                               distributed.current_world())
         return parts
 
 
@@ -252,6 +265,7 @@ def fine_tune(
             if use_match:
                 start = (k * bsz) % n_pairs
                 pairs = pair_order[start:start + bsz]
+                pairs = pairs[:len(pairs) - len(pairs) % world.size]  # equal shares
                 if len(pairs) >= 2 * world.size:  # in-batch negatives in every share
                     idx = world.shard(pairs)
                     anchors = [data.train_pairs.anchors[i] for i in idx]
@@ -303,6 +317,7 @@ def fine_tune(
                 result.stopped_early = True
                 log.info("early stop after epoch %d (best %d)", epoch, result.best_epoch)
                 break
+    del train_step  # the DDP wrapper's hooks must not outlive the process group
     if best_state is not None:
         model.load_state_dict(best_state, strict=False)
     merge_for_inference(model.encoder)

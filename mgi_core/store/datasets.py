@@ -111,3 +111,18 @@ def review_checksum(store: Store, dataset: str) -> tuple[int, int | None]:
         [dataset],
     ).fetchone()
     return int(row[0]), (None if row[1] is None else int(row[1]))
+
+
+def review_batches(store: Store, dataset: str, batch_rows: int = 65_536):
+    """``dataset``'s reviews as the snapshot has them (``SNAPSHOT_COLUMNS``), by review id,
+    as pyarrow RecordBatches of ``batch_rows`` rows (bounded memory; a cursor of its own)."""
+    with store.reader() as cur:
+        yield from cur.sql(
+            """SELECT r.review_id, r.user_id, r.item_id, r.text, r.rating, r.ts,
+                      r.row_number, r.split, i.title AS item_title, i.category, i.l1, i.l2,
+                      i.l3
+               FROM reviews r LEFT JOIN items i
+                 ON i.dataset = r.dataset AND i.item_id = r.item_id
+               WHERE r.dataset = ? ORDER BY r.review_id""",
+            params=[dataset],
+        ).to_arrow_reader(batch_rows)

@@ -199,3 +199,25 @@ def _ids_and_matrix(table, id_column: str, d: int) -> tuple[np.ndarray, np.ndarr
     emb = emb.combine_chunks() if hasattr(emb, "combine_chunks") else emb
     values = emb.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
     return ids, values.reshape(-1, d)
+
+
+def vector_batches(store: Store, version: str, dataset: str, kind: str,
+                   batch_rows: int = READ_ROWS):
+    """A version's stored vectors on a dataset as pyarrow RecordBatches of ``batch_rows``
+    rows (a cursor of its own): ``kind`` 'reviews' gives review_id, embedding; 'items'
+    gives item_id, n_train_reviews, embedding (``FLOAT[d]``: an Arrow fixed-size list).
+
+    Raises:
+        ModelVersionNotFound: no vectors of ``version`` on ``dataset``.
+    """
+    d = embedding_dim(store, version, dataset)
+    if kind == "reviews":
+        sql = (f"SELECT review_id, embedding FROM {review_table(d)} "
+               "WHERE version = ? AND dataset = ? ORDER BY review_id")
+    elif kind == "items":
+        sql = (f"SELECT item_id, n_train_reviews, embedding FROM {item_table(d)} "
+               "WHERE version = ? AND dataset = ? ORDER BY item_id")
+    else:
+        raise ValueError(f"kind must be 'reviews' or 'items', not {kind!r}")
+    with store.reader() as cur:
+        yield from cur.sql(sql, params=[version, dataset]).to_arrow_reader(batch_rows)
