@@ -52,6 +52,14 @@ def make_snapshot(n_users: int = 24, per_user: int = 8, seed: int = 0) -> pd.Dat
     return df
 
 
+def write_review_csv(snapshot: pd.DataFrame, path: Path) -> Path:
+    """``snapshot`` as the review file a user would upload (the CSV columns MGI reads)."""
+    snapshot[["user_id", "item_id", "text", "rating", "ts", "category", "item_title"]].rename(
+        columns={"ts": "timestamp"}
+    ).to_csv(path, index=False)
+    return path
+
+
 def build_tiny_bert(folder: Path, corpus: list[str]) -> Path:
     import torch
     from transformers import BertConfig, BertModel, BertTokenizerFast

@@ -16,14 +16,12 @@ from mgi_core.data.ingest import ingest_file
 from mgi_core.encoder.fast import PRECISION_ENV
 from mgi_core.store import Store
 from mgi_core.store.embeddings import item_vectors, review_vectors
+from tests.tiny_model import write_review_csv
 
 
 @pytest.fixture
 def tiny_db(tmp_path: Path, snapshot: pd.DataFrame) -> Path:
-    csv = tmp_path / "tiny.csv"
-    snapshot[["user_id", "item_id", "text", "rating", "ts", "category", "item_title"]].rename(
-        columns={"ts": "timestamp"}
-    ).to_csv(csv, index=False)
+    csv = write_review_csv(snapshot, tmp_path / "tiny.csv")
     db = tmp_path / "mgi.duckdb"
     store = Store(db)
     ingest_file(store, csv, "tiny")

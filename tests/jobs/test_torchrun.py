@@ -26,6 +26,7 @@ from mgi_core.jobs.manager import job_command
 from mgi_core.store import Store
 from mgi_core.store.embeddings import review_vectors
 from mgi_core.store.versions import get_version
+from tests.tiny_model import write_review_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,11 +82,7 @@ def test_collectives_between_two_real_processes(tmp_path: Path) -> None:
 
 @pytest.fixture
 def tiny_csv(tmp_path: Path, snapshot: pd.DataFrame) -> Path:
-    csv = tmp_path / "tiny.csv"
-    snapshot[["user_id", "item_id", "text", "rating", "ts", "category", "item_title"]].rename(
-        columns={"ts": "timestamp"}
-    ).to_csv(csv, index=False)
-    return csv
+    return write_review_csv(snapshot, tmp_path / "tiny.csv")
 
 
 def _db(folder: Path, csv: Path) -> Path:
