@@ -3,9 +3,9 @@
 ``python -m mgi_core export --dataset D [--version V] --to URI`` writes ``URI/reviews/``
 (the training snapshot's columns: ids, text, rating, time, split, item title and category
 levels) and, with a version, ``URI/review_embeddings/`` and ``URI/item_embeddings/``
-(``embedding`` a fixed-size float list, ``FLOAT[d]`` to DuckDB). DuckDB
-(``read_parquet('URI/reviews/*.parquet')``), Ray Data (``ray.data.read_parquet``), pandas /
-pyarrow and the trainer's snapshot reader all read them. ``URI`` is a folder or an object
+(``embedding`` a fixed-size float list, ``FLOAT[d]`` to DuckDB). DuckDB (a glob over a
+folder's ``*.parquet``), Ray Data, pandas / pyarrow and the trainer's snapshot reader all
+read them. ``URI`` is a folder or an object
 store location (``s3://…``, ``gs://…``) where credentials are configured
 (``mgi_core.data.lake``). Rows stream from DuckDB to the files in batches: memory holds one
 batch, whatever the dataset's size.
