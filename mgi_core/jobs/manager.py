@@ -331,14 +331,14 @@ def register_run(store: Store, job_id: str, kind: str, version: str, dataset: st
     job = read_json(files.job) or {}
     if kind == "embed":
         run = FinishedRun(
-            job_id, kind, version, dataset, int(status["dim"]), files.review_embeddings,
+            job_id, kind, version, dataset, int(status["dim"]), files.review_embeddings_to_load(),
             files.item_embeddings, status.get("device"), _library_versions_light(),
             job_config=job.get("config") or {},
         )
     else:
         manifest = read_json(run_dir / "checkpoint" / "mgi.json") or {}
         run = FinishedRun(
-            job_id, kind, version, dataset, int(status["dim"]), files.review_embeddings,
+            job_id, kind, version, dataset, int(status["dim"]), files.review_embeddings_to_load(),
             files.item_embeddings, status.get("device"),
             config_info.get("library_versions", {}),
             metrics={**status.get("val_metrics", {}), "best_epoch": status.get("best_epoch"),

@@ -51,6 +51,18 @@ class RunFiles:
         return self.root / "review_embeddings.parquet"
 
     @property
+    def review_embedding_parts(self) -> Path:
+        """A folder of Parquet parts: where Ray's actors write the review vectors when the
+        run folder is the stage (``embed --engine ray`` without ``--stage``)."""
+        return self.root / "review_embeddings"
+
+    def review_embeddings_to_load(self) -> Path:
+        """What registration loads: the one file, else the parts (a DuckDB glob)."""
+        if self.review_embeddings.exists() or not self.review_embedding_parts.is_dir():
+            return self.review_embeddings
+        return self.review_embedding_parts / "*.parquet"
+
+    @property
     def head_probs(self) -> Path:
         return self.root / "review_head_probs.parquet"
 

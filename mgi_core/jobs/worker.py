@@ -230,9 +230,10 @@ def _embed_on_ray(files: RunFiles, config: TrainConfig, snapshot: pd.DataFrame, 
 
     The snapshot goes to the stage (``engine['stage']``, a folder or object-store URI every
     node reads; default the run folder), Ray's actors write the review vectors there as
-    Parquet, and one streamed pass over them writes the run folder's file (what
-    registration bulk-loads into DuckDB) while summing each item's train vectors. Memory:
-    one batch plus items × d. Returns the dimension.
+    Parquet parts, and one streamed pass over them sums each item's train vectors. With the
+    run folder as the stage, registration bulk-loads the parts where they are; from another
+    stage the same pass copies them into the run folder's file, so the database never needs
+    the stage's credentials. Memory: one batch plus items × d. Returns the dimension.
     """
     import os
 
@@ -246,7 +247,8 @@ def _embed_on_ray(files: RunFiles, config: TrainConfig, snapshot: pd.DataFrame, 
     if stage:
         snapshot_uri = lake.join(base, "snapshot")
         lake.write_batches(pq.ParquetFile(files.snapshot).iter_batches(65_536), snapshot_uri)
-    out_uri = lake.join(base, "review_embeddings")
+    out_uri = lake.join(base, "review_embeddings") if stage else str(
+        files.review_embedding_parts)
     status.update(phase="embedding", done=0, total=len(snapshot), engine="ray")
 
     def progress(done: int, total: int) -> None:
@@ -261,18 +263,19 @@ def _embed_on_ray(files: RunFiles, config: TrainConfig, snapshot: pd.DataFrame, 
     status.update(phase="collecting")
     writer: pq.ParquetWriter | None = None
 
-    def copy_to_run_folder():
+    def read_back():
         nonlocal writer
         for batch in lake.iter_batches(out_uri, ["review_id", "item_id", "split", "embedding"]):
-            part = pa.table({"review_id": batch.column("review_id").cast(pa.int64()),
-                             "embedding": batch.column("embedding")})
-            if writer is None:
-                writer = pq.ParquetWriter(files.review_embeddings, part.schema)
-            writer.write_table(part)
+            if stage:  # into the run folder, where registration reads
+                part = pa.table({"review_id": batch.column("review_id").cast(pa.int64()),
+                                 "embedding": batch.column("embedding")})
+                if writer is None:
+                    writer = pq.ParquetWriter(files.review_embeddings, part.schema)
+                writer.write_table(part)
             yield batch
 
     try:
-        item_ids, n_train, vectors = item_means(copy_to_run_folder())
+        item_ids, n_train, vectors = item_means(read_back())
     finally:
         if writer is not None:
             writer.close()

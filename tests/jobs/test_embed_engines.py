@@ -47,8 +47,9 @@ def _vectors(db: Path, version: str, dataset: str):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("staged", [True, False], ids=["stage", "run-folder"])
 def test_embed_on_ray_stores_what_the_local_path_stores(
-        tmp_path: Path, tiny_db: Path, tiny_embed: None,
+        tmp_path: Path, tiny_db: Path, tiny_embed: None, staged: bool,
         capsys: pytest.CaptureFixture[str]) -> None:
     local_db = tmp_path / "local" / "mgi.duckdb"
     local_db.parent.mkdir()
@@ -56,7 +57,7 @@ def test_embed_on_ray_stores_what_the_local_path_stores(
     assert main(["embed", "--dataset", "tiny", "--db", str(local_db)]) == 0
     stage = tmp_path / "stage"  # a folder standing in for s3://…: every node would read it
     assert main(["embed", "--dataset", "tiny", "--db", str(tiny_db), "--engine", "ray",
-                 "--actors", "2", "--stage", str(stage)]) == 0
+                 "--actors", "2", *(["--stage", str(stage)] if staged else [])]) == 0
     assert capsys.readouterr().out.split() == ["base", "base"]
     (ids_l, vec_l), (items_l, ivec_l) = _vectors(local_db, "base", "tiny")
     (ids_r, vec_r), (items_r, ivec_r) = _vectors(tiny_db, "base", "tiny")
@@ -67,9 +68,15 @@ def test_embed_on_ray_stores_what_the_local_path_stores(
     # The stage holds the Parquet the cluster read and wrote; DuckDB reads it as it is.
     import duckdb
 
-    [run] = [p for p in stage.iterdir() if p.is_dir()]
+    if staged:
+        [run] = [p for p in stage.iterdir() if p.is_dir()]
+        assert (run / "snapshot").is_dir()
+    else:  # the run folder is the stage: its parts are loaded where they are, not copied
+        [run] = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+        assert (run / "data.parquet").is_file()
+        assert not (run / "review_embeddings.parquet").exists()
     parts = sorted((run / "review_embeddings").glob("*.parquet"))
-    assert parts and (run / "snapshot").is_dir()
+    assert parts
     [(n,)] = duckdb.sql(
         f"SELECT count(*) FROM read_parquet('{run}/review_embeddings/*.parquet')").fetchall()
     assert n == len(ids_r)
