@@ -103,6 +103,12 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
+def barrier(world: World) -> None:
+    """Wait until every process gets here."""
+    if world.active:
+        dist.barrier()
+
+
 def broadcast_object(obj: Any, world: World) -> Any:
     """Rank 0's ``obj`` on every process (pickled; for a path or a message, not tensors)."""
     if not world.active:

@@ -5,8 +5,9 @@ progress to status.json / metrics.jsonl, then the checkpoint and the embeddings.
 opens the database; the app registers the finished run.
 
 Under torchrun (``torchrun --nproc_per_node N -m mgi_core run-job RUN_DIR``, which is how
-the app starts a job with ``processes`` > 1) every process trains its share; rank 0 alone
-writes the run folder and embeds the reviews afterwards.
+the app starts a job with ``processes`` > 1) every process trains its share, then embeds its
+share of the reviews (every N-th one) into ``shards/``; rank 0 puts the shares together and
+writes the run folder's files, so registration does not know how many processes ran.
 """
 
 from __future__ import annotations
@@ -181,9 +182,6 @@ def run_job(run_dir: Path, should_stop: Callable[[], bool] | None = None) -> str
             model, result_fields = _train(files, job, config, snapshot, encoder, status, stop,
                                           world)
             encoder = model.encoder
-            distributed.shutdown()
-            if not world.is_main:
-                return "finished"  # rank 0 saved the model and embeds the reviews
         encoder.max_seq_length = config.embed_max_seq_length
         engine = job.get("engine") or {}
         if engine.get("name") == "ray":
@@ -196,12 +194,18 @@ def run_job(run_dir: Path, should_stop: Callable[[], bool] | None = None) -> str
         def progress(done: int, total: int) -> None:
             if stop():
                 raise TrainingCancelled("Embedding was cancelled.")
-            status.update(done=done, total=total)
+            # Under torchrun rank 0 reports its share, which is 1/N of the whole.
+            status.update(done=min(done * world.size, len(snapshot)), total=len(snapshot))
 
         texts = snapshot["text"].astype(str).tolist()
-        heads = HeadProbabilities(model if job["kind"] == "train" else None, len(texts))
-        vecs = encoder.encode(texts, config.embed_batch_size, progress, heads.collect,
-                              path=embed_path)
+        mine = world.shard(np.arange(len(texts)))
+        heads = HeadProbabilities(model if job["kind"] == "train" else None, len(mine))
+        vecs = encoder.encode([texts[i] for i in mine], config.embed_batch_size, progress,
+                              heads.collect, path=embed_path)
+        if world.active:
+            vecs = _join_shards(files, world, vecs, heads, len(texts))
+            if vecs is None:
+                return "finished"  # rank 0 writes the run folder's files
         review_ids = pa.array(snapshot["review_id"].astype("int64"))
         _write_vectors(files.review_embeddings, review_ids, "review_id", vecs)
         heads.write(files.head_probs, review_ids)
@@ -221,6 +225,36 @@ def run_job(run_dir: Path, should_stop: Callable[[], bool] | None = None) -> str
         status.update(state="failed", phase="failed", finished=time.time(),
                       message=f"{type(exc).__name__}: {exc}")
     return status.data["state"]
+
+
+def _join_shards(files: RunFiles, world, vecs: np.ndarray, heads: HeadProbabilities,
+                 n: int) -> np.ndarray | None:
+    """Under torchrun: every process saves its share of the review vectors (and head
+    probabilities) to ``shards/``; after a barrier rank 0 loads them in review order, puts
+    the whole into ``vecs`` and ``heads`` and removes the folder. Returns the (n, d) vectors
+    on rank 0, None elsewhere; the process group is left."""
+    import shutil
+
+    from mgi_core.encoder import distributed
+
+    folder = files.root / "shards"
+    folder.mkdir(exist_ok=True)
+    np.savez(folder / f"rank-{world.rank}.npz", vecs=vecs,
+             **{f"probs_{task}": p for task, p in heads.probs.items()})
+    distributed.barrier(world)
+    distributed.shutdown()
+    if not world.is_main:
+        return None
+    full = np.empty((n, vecs.shape[1]), dtype=np.float32)
+    probs = {task: np.empty((n, p.shape[1]), np.float32) for task, p in heads.probs.items()}
+    for rank in range(world.size):
+        with np.load(folder / f"rank-{rank}.npz") as part:
+            full[rank::world.size] = part["vecs"]
+            for task, out in probs.items():
+                out[rank::world.size] = part[f"probs_{task}"]
+    heads.probs = probs
+    shutil.rmtree(folder)
+    return full
 
 
 def _embed_on_ray(files: RunFiles, config: TrainConfig, snapshot: pd.DataFrame, encoder,

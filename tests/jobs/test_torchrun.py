@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -128,10 +129,23 @@ def test_torchrun_two_processes_register_a_version_that_matches_one_process(
         assert info["status"] == "ready" and len(ids) == n and vecs.shape[1] == 32
         jobs = store.cursor().execute("SELECT count(*), min(status) FROM jobs").fetchone()
         assert jobs == (1, "finished")
+        [(n_probs,)] = store.cursor().execute(
+            "SELECT count(*) FROM review_head_probs WHERE version = 'v1'").fetchall()
+        texts = dict(store.cursor().execute("SELECT review_id, text FROM reviews").fetchall())
     finally:
         store.close()
+    assert n_probs == 2 * n  # category and subcategory heads, every review
+    # Each process embedded every 2nd review; put together, they are the saved model's
+    # vectors of every review in its place.
+    from mgi_core.encoder.checkpoint import load_checkpoint
+    from mgi_core.encoder.fast import encode_path_here
+
+    model, _ = load_checkpoint(Path(two["artefact_dir"]), "cpu")
+    expected = model.encoder.encode([texts[i] for i in ids], 8, path=encode_path_here("cpu"))
+    assert np.sum(vecs * expected, axis=1).min() > 0.999
+    assert not (Path(two["artefact_dir"]) / "shards").exists()
     # The same optimisation as one process (global batch 8 = 2 × 4): the validation losses
-    # agree within noise (what differs: dropout masks and the match loss's negatives).
+    # agree within noise (what differs: dropout masks).
     for key in ("overall/loss", "category/loss", "subcategory/loss", "objective"):
         assert two["metrics"][key] == pytest.approx(one["metrics"][key], rel=0.05), key
     assert abs(two["metrics"]["overall/auc"] - one["metrics"]["overall/auc"]) <= 0.1
