@@ -1,5 +1,5 @@
 """Metrics page: training curves and validation metrics per version, stored evaluations,
-next interest per granularity."""
+next interest per granularity, hyper-parameter searches."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import streamlit as st
 from dashboard import metrics_view as view
 from dashboard.evaluation_sections import show_next_interest
 from dashboard.resources import get_store
+from dashboard.search_section import show_search
 from dashboard.training import HEADLINE, show_curves, version_events
 from mgi_core.data.datasets import list_datasets
 from mgi_core.store.queries import evaluations as queries
@@ -32,6 +33,7 @@ if not versions:
             "pre-trained encoder (base), on the Train page.", icon=":material/inbox:")
     st.page_link("app_pages/train.py", label="Go to the Train page",
                  icon=":material/model_training:")
+    show_search(store, dataset)  # a search needs no version
     st.stop()
 
 st.header("Training")
@@ -92,3 +94,5 @@ else:
     version = st.selectbox("Version", embedded, key="metrics_ni_version", width=420,
                            help="Whose profiles rank the categories and interests.")
     show_next_interest(store, dataset, version, key="metrics_next_interest")
+
+show_search(store, dataset)

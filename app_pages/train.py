@@ -56,6 +56,11 @@ with right.container(horizontal=True):
 # Stateful (key + on_change): an opened expander stays open when Train or Embed reruns the page.
 with st.expander("Hyper-parameters", key="train_hyper_open", on_change="rerun"):
     form.show_inputs(form.HYPER_FIELDS)  # every other TrainConfig field, from its metadata
+with st.expander("Robustness, augmentation and task weighting", key="train_options_open",
+                 on_change="rerun"):
+    st.caption("The method's training options, all off by default (README, \"Training "
+               "options\", says what each was worth on the shared data).")
+    form.show_inputs(form.OPTION_FIELDS)
 
 st.number_input(
     "Processes", 1, training.max_processes(), 1, 1, key="train_processes", width=220,

@@ -27,13 +27,22 @@ FORM_KEYS = {"learning_rate": "train_lr", "head_learning_rate": "train_head_lr",
 # Fields with inputs of their own at the top of the form (dataset-wide choices).
 TOP_FIELDS = ("base_model", "tasks", "task_weights", "strategy")
 # Each strategy's own parameters, shown beside the strategy.
+# A field may sit under several strategies (the page shows one strategy's fields at a time).
 STRATEGY_FIELDS = {"lora": ("lora_rank", "lora_alpha", "lora_dropout", "lora_targets"),
+                   "adalora": ("adalora_init_rank", "adalora_target_rank", "adalora_tinit",
+                               "adalora_tfinal", "adalora_delta_t", "lora_alpha",
+                               "lora_dropout", "lora_targets"),
                    "freeze": ("freeze_layers",), "full": ()}
+# The method's training options (README, "Training options"), in an expander of their own.
+OPTION_FIELDS = ("adversarial", "adv_epsilon", "pgd_steps", "pgd_alpha", "augment",
+                 "augment_rate", "augment_share", "backtranslation_model", "task_weighting",
+                 "weighting_learning_rate")
 # Jobs started from the page run on the best device here ('auto'); the page names it.
 PAGE_OMITS = ("device",)
 HYPER_FIELDS = tuple(
     f.name for f in dataclasses.fields(TrainConfig)
-    if f.name not in {*TOP_FIELDS, *chain(*STRATEGY_FIELDS.values()), *PAGE_OMITS})
+    if f.name not in {*TOP_FIELDS, *chain(*STRATEGY_FIELDS.values()), *OPTION_FIELDS,
+                      *PAGE_OMITS})
 _HINTS = typing.get_type_hints(TrainConfig)
 
 
@@ -45,7 +54,8 @@ class FormInput:
     key: str
     label: str
     help: str
-    kind: str  # 'int', 'float', 'bool', 'choice', 'list' (comma text) or 'text'
+    kind: str  # 'int', 'float', 'bool', 'choice', 'multi' (several choices), 'list' (comma
+    # text) or 'text'
     value: Any  # the default shown (0 for an unset optional number)
     min_value: Any = None
     step: Any = None
@@ -67,7 +77,7 @@ def _kind(name: str) -> str:
     if meta.get("choices") and hint is str:
         return "choice"
     if typing.get_origin(hint) is tuple:
-        return "list"
+        return "multi" if meta.get("choices") else "list"
     return {int: "int", float: "float"}.get(hint, "text")
 
 
@@ -93,7 +103,7 @@ def form_input(name: str) -> FormInput:
             0.5 if default >= 1 else 0.01)
         spec["format"] = "%.1e" if small else None
         spec["min_value"] = None if spec["min_value"] is None else float(spec["min_value"])
-    elif kind == "choice":
+    elif kind in ("choice", "multi"):
         spec["options"] = tuple(meta["choices"])
     return FormInput(name, form_key(name), label, help_text, kind, default, **spec)
 
@@ -103,6 +113,8 @@ def _from_form(name: str, raw: Any) -> Any:
     kind, default = _kind(name), TrainConfig.default(name)
     if kind == "list" and isinstance(raw, str):
         return tuple(p.strip() for p in raw.split(",") if p.strip())
+    if kind == "multi":
+        return tuple(raw)
     if default is None and kind in ("int", "float"):
         return raw or None  # 0 = unset
     return raw.strip() if isinstance(raw, str) else raw
@@ -135,6 +147,9 @@ def show_input(container: Any, spec: FormInput) -> Any:
     if spec.kind == "choice":
         return container.selectbox(spec.label, spec.options,
                                    index=spec.options.index(spec.value), **common)
+    if spec.kind == "multi":
+        return container.multiselect(spec.label, spec.options, default=list(spec.value),
+                                     **common)
     if spec.kind in ("list", "text"):
         shown = ",".join(spec.value) if spec.kind == "list" else spec.value
         return container.text_input(spec.label, shown, **common)

@@ -112,18 +112,26 @@ def _number(value: Any) -> float | None:
 def events_from_log(rows: Sequence[tuple[int, int, str, float]]) -> list[dict[str, Any]]:
     """Step and epoch events from ``training_log`` rows (step, epoch, metric, value).
 
-    ``loss/<task>`` and ``loss/total`` rows of one step make a step event; ``val/<name>``
-    rows of one step make the epoch event that closed at that step.
+    ``loss/<task>`` and ``loss/total`` rows of one step make a step event (with
+    ``weight/<task>``: its learned task weights, ``adalora/rank_budget``: AdaLoRA's rank
+    budget, ``loss/adversarial``: the adversarial loss); ``val/<name>`` rows of one step make
+    the epoch event that closed at that step.
     """
     steps: dict[int, dict[str, Any]] = {}
     epochs: dict[int, dict[str, Any]] = {}
     for step, epoch, metric, value in rows:
         group, _, name = metric.partition("/")
-        if group == "loss":
+        if group in ("loss", "weight", "adalora"):
             event = steps.setdefault(step, {"kind": "step", "epoch": epoch, "step": step,
                                             "loss": {}, "loss_total": None})
-            if name == "total":
+            if group == "weight":
+                event.setdefault("weights", {})[name] = value
+            elif group == "adalora":
+                event["rank_budget"] = value
+            elif name == "total":
                 event["loss_total"] = value
+            elif name == "adversarial":
+                event["adv_loss"] = value
             else:
                 event["loss"][name] = value
         elif group == "val":
@@ -163,8 +171,10 @@ def loss_figure(events: Sequence[Mapping[str, Any]]) -> go.Figure:
     totals = [(e["step"], _number(e.get("loss_total"))) for e in steps]
     totals = [(x, y) for x, y in totals if y is not None]
     if totals:
+        learned = any("weights" in e for e in steps)
         fig.add_trace(go.Scatter(
-            x=[p[0] for p in totals], y=[p[1] for p in totals], name="total (Σ λ·ℓ)",
+            x=[p[0] for p in totals], y=[p[1] for p in totals],
+            name="total (Σ w·ℓ + s, learned w)" if learned else "total (Σ λ·ℓ)",
             mode=mode, line={"dash": "dash", "color": "#666"}, hovertemplate="%{y:.4f}"))
     last = max(e["step"] for e in steps)
     fig.update_xaxes(tickformat=",d", **({"dtick": 1} if last <= 10 else {}),
@@ -174,6 +184,32 @@ def loss_figure(events: Sequence[Mapping[str, Any]]) -> go.Figure:
         for step in ends[:50]:
             fig.add_vline(x=step, line={"dash": "dot", "color": "#bbb", "width": 1})
     return _layout(fig, title, x="step", y="loss")
+
+
+def strategy_figures(events: Sequence[Mapping[str, Any]]) -> list[go.Figure]:
+    """What the training strategy did, step by step, where the run logged it: the learned
+    task weights (task_weighting 'uncertainty') and AdaLoRA's rank budget."""
+    steps = [e for e in events if e.get("kind") == "step"]
+    figures = []
+    weighted = [e for e in steps if e.get("weights")]
+    if weighted:
+        fig = go.Figure()
+        tasks = [t for t in TASKS if any(t in e["weights"] for e in weighted)]
+        for task in tasks:
+            points = [(e["step"], _number(e["weights"].get(task))) for e in weighted]
+            points = [(x, y) for x, y in points if y is not None]
+            fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points],
+                                     name=task, mode="lines", hovertemplate="%{y:.3f}"))
+        figures.append(_layout(fig, "Learned task weights (exp(-s))", x="step", y="weight"))
+    budget = [(e["step"], _number(e.get("rank_budget"))) for e in steps]
+    budget = [(x, y) for x, y in budget if y is not None]
+    if budget:
+        fig = go.Figure(go.Scatter(x=[p[0] for p in budget], y=[p[1] for p in budget],
+                                   name="rank budget", mode="lines",
+                                   hovertemplate="%{y:.0f}"))
+        figures.append(_layout(fig, "AdaLoRA rank budget (Σ ranks of the adapters)",
+                               x="step", y="total rank"))
+    return figures
 
 
 def best_epoch(events: Sequence[Mapping[str, Any]]) -> int | None:
@@ -373,9 +409,12 @@ def _outcome(store: Store, job: Mapping[str, Any]) -> tuple[str, str]:
         state = "ready" if state == "finished" else state
         message = progress.get("message") or "The job ended without finishing."
     if state == "ready":
-        what = (f"Version **{version}** is ready (trained on {dataset})." if job["kind"] ==
-                "train" else f"Dataset **{dataset}** is embedded by the pre-trained encoder "
-                f"(version **{BASE_VERSION}**).")
+        what = {
+            "train": f"Version **{version}** is ready (trained on {dataset}).",
+            "search": f"The hyper-parameter search **{version}** on {dataset} finished: its "
+                      "trials and best configuration are on the Metrics page.",
+        }.get(job["kind"], f"Dataset **{dataset}** is embedded by the pre-trained encoder "
+                           f"(version **{BASE_VERSION}**).")
         return "success", what
     if state == "cancelled":
         return "warning", f"The {job['kind']} job for {version} on {dataset} was cancelled."
@@ -399,12 +438,14 @@ def show_progress(store: Store, job: Mapping[str, Any]) -> None:
     if job["kind"] == "train":
         epochs = (get_version(store, job["version"], usable=False).get("config") or {}).get(
             "epochs")
-    what = "Fine-tuning" if job["kind"] == "train" else "Embedding with the pre-trained encoder"
+    what = {"train": "Fine-tuning", "search": "Hyper-parameter search"}.get(
+        job["kind"], "Embedding with the pre-trained encoder")
+    named = "study" if job["kind"] == "search" else "version"
     # The clock runs from the jobs table's start: the run folder's 'started' comes seconds
     # later, once the job process has imported its libraries.
     elapsed = elapsed_s(job.get("started_at") or progress.get("started"))
     head, button = st.columns([5, 1], vertical_alignment="center")
-    head.markdown(f"**{what}** · version **{plain(job['version'])}** · dataset "
+    head.markdown(f"**{what}** · {named} **{plain(job['version'])}** · dataset "
                   f"**{plain(job['dataset'])}** · "
                   f"{plain(progress.get('device') or 'device: starting')} · elapsed "
                   f"{format_duration(elapsed)}")
@@ -430,6 +471,10 @@ def show_curves(events: Sequence[Mapping[str, Any]], key: str) -> None:
     left, right = st.columns(2)
     left.plotly_chart(loss_figure(events), key=f"{key}_loss")
     right.plotly_chart(validation_figure(events), key=f"{key}_val")
+    extra = strategy_figures(events)
+    if extra:
+        for column, (i, fig) in zip(st.columns(2), enumerate(extra), strict=False):
+            column.plotly_chart(fig, key=f"{key}_strategy_{i}")
 
 
 def version_events(store: Store, info: Mapping[str, Any]) -> list[dict[str, Any]]:

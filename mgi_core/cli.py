@@ -24,6 +24,7 @@ DEMO_DATASET = "demo"
 INGEST_ALIASES = {"category_separator": ("--separator",)}
 TRAIN_ALIASES = {"task_weights": ("--weights",), "learning_rate": ("--lr",)}
 FULL_LEARNING_RATE = 3e-5  # the encoder's default learning rate for strategies other than LoRA
+ADAPTER_STRATEGIES = ("lora", "adalora")  # they train small adapters: TrainConfig's rate
 
 
 def _db_parent() -> argparse.ArgumentParser:
@@ -62,7 +63,35 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dataset", required=True, help="Dataset to train on.")
     train.add_argument("--json", action="store_true", help="Print the version as JSON.")
     add_config_options(train, TrainConfig, TRAIN_ALIASES, defaults={
-        "learning_rate": f"{TrainConfig.default('learning_rate'):g} for LoRA, "
+        "learning_rate": f"{TrainConfig.default('learning_rate'):g} for (Ada)LoRA, "
+                         f"{FULL_LEARNING_RATE:g} otherwise"})
+
+    search = sub.add_parser(
+        "search", parents=[db],
+        help="Search the fine-tune's hyper-parameters (Optuna, TPE) on the validation split; "
+             "running a study again continues it. --register trains the best as a version.",
+    )
+    search.add_argument("--dataset", required=True, help="Dataset to search on.")
+    search.add_argument("--study", default=None,
+                        help="Study name (default: DATASET-search). A study that exists is "
+                             "continued, with the settings it began with.")
+    search.add_argument("--trials", type=int, default=None, metavar="N",
+                        help="Complete trials the study should have (default 10); a run "
+                             "adds the missing ones.")
+    search.add_argument("--timeout", type=float, default=None, metavar="S",
+                        help="Start no new trial after S seconds (the trial running ends).")
+    search.add_argument("--space", default=None, metavar="JSON",
+                        help='Search space as JSON, or a .json file: {"FIELD": {"low": L, '
+                             '"high": H, "log": true} or {"choices": [...]}, ...}; fields '
+                             "are TrainConfig's. Default: learning_rate, head_learning_rate "
+                             "(log), dropout, lora_rank, adversarial, task_weighting.")
+    search.add_argument("--register", action="store_true",
+                        help="Then train a version with the best trial's config (a normal "
+                             "train job) and print it.")
+    search.add_argument("--json", action="store_true",
+                        help="Print the trials, the best config and the version as JSON.")
+    add_config_options(search, TrainConfig, TRAIN_ALIASES, defaults={
+        "learning_rate": f"{TrainConfig.default('learning_rate'):g} for (Ada)LoRA, "
                          f"{FULL_LEARNING_RATE:g} otherwise"})
 
     embed = sub.add_parser(
@@ -130,14 +159,34 @@ def build_parser() -> argparse.ArgumentParser:
     ablate = sub.add_parser(
         "ablate", parents=[db],
         help="What each feature group is worth: the full system against variants with one "
-             "group removed and against CF + overall content, paired over users.",
+             "group removed and against CF + overall content, paired over users. With "
+             "--training: what each training option is worth (one fine-tune per option on "
+             "the same budget, each against the reference).",
     )
-    ablate.add_argument("--dataset", default=None, help="Default: the version's dataset.")
-    ablate.add_argument("--version", required=True, help="Model version (e.g. base, v1).")
+    ablate.add_argument("--dataset", default=None,
+                        help="Default: the version's dataset (required with --training).")
+    ablate.add_argument("--version", default=None,
+                        help="Model version (e.g. base, v1); required without --training.")
     ablate.add_argument("--split", default="test", choices=("test", "val"))
     ablate.add_argument("--stored", action="store_true",
-                        help="Report the stored ablation without evaluating again.")
+                        help="Report the stored ablation without evaluating (or training) "
+                             "again.")
     ablate.add_argument("--json", action="store_true")
+    ablate.add_argument(
+        "--training", action="store_true",
+        help="Ablate the training options: one version per variant, trained on the train "
+             "options given here (the budget every variant shares), resumable by --name.")
+    ablate.add_argument("--name", default=None,
+                        help="With --training: the ablation's name (default: training-"
+                             "DATASET); a second run of it trains only what is missing.")
+    ablate.add_argument(
+        "--variants", type=lambda text: [p.strip() for p in text.split(",") if p.strip()],
+        default=None, metavar="A,B,...",
+        help="With --training: the variants to run (default: all of reference, adalora, fgm, "
+             "pgd, augment, uncertainty, pretrained); the reference is always included.")
+    add_config_options(ablate, TrainConfig, TRAIN_ALIASES, defaults={
+        "learning_rate": f"{TrainConfig.default('learning_rate'):g} for (Ada)LoRA, "
+                         f"{FULL_LEARNING_RATE:g} otherwise"})
 
     rec = sub.add_parser("recommend", parents=[db], help="Top items for a user, with reasons.")
     rec.add_argument("--user", required=True)
@@ -289,11 +338,12 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The ``train`` command's config: the options given, the rest TrainConfig's defaults.
 
     Without ``--lr`` the encoder's learning rate suits the strategy: TrainConfig's default
-    for LoRA, ``FULL_LEARNING_RATE`` for 'full' and 'freeze'.
+    for the adapters (LoRA, AdaLoRA), ``FULL_LEARNING_RATE`` for 'full' and 'freeze'.
     """
     strategy = getattr(args, "strategy", TrainConfig.default("strategy"))
     lr = args.learning_rate if hasattr(args, "learning_rate") else (
-        TrainConfig.default("learning_rate") if strategy == "lora" else FULL_LEARNING_RATE)
+        TrainConfig.default("learning_rate") if strategy in ADAPTER_STRATEGIES
+        else FULL_LEARNING_RATE)
     return config_from_args(TrainConfig, args, learning_rate=lr)
 
 
@@ -418,6 +468,103 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def search_progress_view(status: dict[str, Any] | None) -> ProgressView | None:
+    """What a search job's ``status.json`` says to show: the trial running, with its
+    training steps, and how many trials are complete."""
+    if not status:
+        return None
+    phase = status.get("phase", "")
+    if phase in ("done", "cancelled", "failed"):
+        return None
+    if phase != "searching" or "trial" not in status:
+        return ProgressView(phase, phase)
+    label = (f"trial {status['trial']} ({status.get('trials_done', 0)} of "
+             f"{status.get('trials_target', '?')} complete)")
+    return ProgressView(f"trial {status['trial']}", label, int(status["step"]),
+                        int(status["total_steps"]), "steps")
+
+
+def _search_space_text(text: str | None) -> str | None:
+    """``--space``: JSON text, or the path of a JSON file."""
+    if text is not None and not text.lstrip().startswith(("{", "[")) and Path(text).is_file():
+        return Path(text).read_text(encoding="utf-8")
+    return text
+
+
+def _trials_table(trials: Sequence[dict[str, Any]]) -> str:
+    names = list(dict.fromkeys(k for t in trials for k in t["params"]))
+
+    def cell(value: Any) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    rows = [["trial", "state", "value", *names]]
+    rows += [[str(t["trial"]), t["state"], "-" if t["value"] is None else f"{t['value']:.4f}",
+              *(cell(t["params"].get(n, "-")) for n in names)] for t in trials]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                     for r in rows)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from mgi_core.jobs.manager import prepare_job, refresh_jobs
+    from mgi_core.jobs.run_files import RunFiles, read_json
+    from mgi_core.jobs.search import (
+        DEFAULT_TRIALS,
+        SearchRequest,
+        default_study_name,
+        load_space,
+        trial_config,
+    )
+    from mgi_core.store.search import best_trial, get_study, study_trials
+
+    config = train_config_from_args(args)
+    request = SearchRequest(args.study or default_study_name(args.dataset),
+                            DEFAULT_TRIALS if args.trials is None else args.trials,
+                            args.timeout, load_space(_search_space_text(args.space)))
+    with _open_store(args.db) as store:
+        _study, run_dir = prepare_job(store, "search", args.dataset, config,
+                                      search=request.to_dict())
+        status_file = RunFiles(run_dir).status
+        follower = PolledProgress(lambda: search_progress_view(read_json(status_file)),
+                                  enabled=False if args.json else None)
+        with follower:
+            state = _run_job_cancellable(run_dir)
+        refresh_jobs(store)
+        if state != "finished":
+            message = (read_json(status_file) or {}).get("message", "")
+            raise MgiError(f"The search job {state}: {message} (log: {run_dir / 'job.log'})")
+        study = get_study(store, request.study)
+        trials, best = study_trials(store, request.study), best_trial(store, request.study)
+        best_config = None if best is None else trial_config(study["base_config"],
+                                                             best["params"])
+        version = None
+        if args.register:
+            if best_config is None:
+                raise MgiError(f"No trial of study {request.study} completed: there is no "
+                               "best configuration to train.")
+            version = _run_inline(store, "train", args.dataset, best_config,
+                                  show_progress=not args.json)
+    if args.json:
+        print(json.dumps({"study": request.study, "dataset": args.dataset,
+                          "trials": trials, "best": best, "version": version,
+                          "best_config": best_config and best_config.to_dict()},
+                         default=str, indent=2))
+        return 0
+    complete = sum(t["state"] == "complete" for t in trials)
+    print(f"Study {request.study} on {args.dataset}: {complete} complete trial(s) of "
+          f"{request.n_trials} asked; value = validation objective Σ λ·loss (lower is better)")
+    print(_trials_table(trials))
+    if best is None:
+        print("No complete trial yet: run the search again to continue it.")
+    else:
+        print(f"best: trial {best['trial']} ({best['value']:.4f}): "
+              + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in best["params"].items()))
+    if version is not None:
+        print(version)
+    return 0
+
+
 def embed_config(args: argparse.Namespace) -> TrainConfig:
     """The ``embed`` command's config: the pre-trained encoder at the length given."""
     return TrainConfig(embed_max_seq_length=args.max_seq_length)
@@ -495,12 +642,12 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     if not rows:
         print("No jobs yet: python -m mgi_core train --dataset NAME")
         return 0
-    print(f"{'job':<12} {'kind':<5} {'version':<8} {'dataset':<12} {'status':<9} {'pid':>7} "
+    print(f"{'job':<12} {'kind':<6} {'version':<8} {'dataset':<12} {'status':<9} {'pid':>7} "
           f"{'started':<19} {'finished':<19} message")
     for r in rows:
         started, finished = (f"{t:%Y-%m-%d %H:%M:%S}" if t else "-"
                              for t in (r["started_at"], r["finished_at"]))
-        print(f"{r['job_id']:<12} {r['kind']:<5} {r['version']:<8} {r['dataset']:<12} "
+        print(f"{r['job_id']:<12} {r['kind']:<6} {r['version']:<8} {r['dataset']:<12} "
               f"{r['status']:<9} {r['pid'] or '-':>7} {started:<19} {finished:<19} "
               f"{r['message'] or ''}")
     return 0
@@ -580,6 +727,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_ablate(args: argparse.Namespace) -> int:
     from mgi_core.evaluation.ablation import load_ablation, run_ablation
 
+    if args.training:
+        return _ablate_training(args)
+    given = [f"--{f.replace('_', '-')}" for f in TrainConfig.__dataclass_fields__
+             if hasattr(args, f)]
+    given += [f"--{o}" for o in ("name", "variants") if getattr(args, o) is not None]
+    if given:
+        raise MgiError(f"{', '.join(given)}: option(s) of ablate --training only.")
+    if args.version is None:
+        raise MgiError("ablate needs --version (the version whose feature groups to ablate), "
+                       "or --training --dataset NAME to ablate the training options.")
     with _open_store(args.db) as store:
         dataset = _dataset_of(store, args.version, args.dataset)
         if args.stored:
@@ -600,6 +757,63 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         print(f"\n{metric}")
         print(report.metric_table(metric).round(4).to_string())
     print("\n" + report.reference.verdict())
+    return 0
+
+
+def _ablate_training(args: argparse.Namespace) -> int:
+    """``ablate --training``: train (inline, like ``train``) and evaluate each variant not yet
+    done, or with ``--stored`` read the stored ablation; print one table."""
+    from mgi_core.evaluation.training_ablation import (
+        load_training_ablation,
+        run_training_ablation,
+    )
+
+    if args.dataset is None or args.version is not None:
+        raise MgiError("ablate --training needs --dataset NAME and takes no --version (each "
+                       "variant trains its own).")
+    with _open_store(args.db) as store:
+        if args.stored:
+            report = load_training_ablation(store, args.dataset, args.name, args.split,
+                                            args.variants)
+        else:
+            config = train_config_from_args(args)
+
+            def run_job(kind: str, job_config: TrainConfig, label: str) -> str:
+                if not args.json:
+                    print(f"{kind} {label}", file=sys.stderr)
+                return _run_inline(store, kind, args.dataset, job_config,
+                                   show_progress=not args.json)
+
+            bars: list[ProgressBar] = []  # started with the evaluations, after training
+
+            def progress(done: int, total: int) -> None:
+                if not bars:
+                    bars.append(ProgressBar(f"evaluating the variants on {args.dataset} "
+                                            f"({args.split})", unit="users",
+                                            enabled=False if args.json else None))
+                bars[0](done, total)
+
+            try:
+                report = run_training_ablation(store, args.dataset, config, args.variants,
+                                               args.name, args.split, progress=progress,
+                                               run_job=run_job)
+            finally:
+                for bar in bars:
+                    bar.close()
+    if args.json:
+        print(json.dumps(report.to_dict(), default=float, indent=2))
+        return 0
+    n_users = max((r.n_users for r in report.rows), default=0)
+    print(f"Training ablation {report.name} on {report.dataset} ({report.split}): the full "
+          f"system (mgi_hybrid) of each variant against the reference's, paired over "
+          f"{n_users:,} users; Δ = variant − reference [95% CI], Wilcoxon p; val objective: "
+          "the fine-tune's own (lower is better)")
+    for v in report.variants:
+        print(f"  {v.variant:<12} {v.changes}")
+    print()
+    print(report.table().to_string())
+    for notice in report.notices:
+        print(f"note: {notice}")
     return 0
 
 
@@ -653,7 +867,8 @@ def cmd_run_job(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "ingest": cmd_ingest, "datasets": cmd_datasets, "load-demo": cmd_load_demo,
-    "train": cmd_train, "embed": cmd_embed, "export": cmd_export, "versions": cmd_versions,
+    "train": cmd_train, "search": cmd_search, "embed": cmd_embed, "export": cmd_export,
+    "versions": cmd_versions,
     "run-job": cmd_run_job,
     "evaluate": cmd_evaluate, "compare": cmd_compare, "ablate": cmd_ablate,
     "recommend": cmd_recommend,

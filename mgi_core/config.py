@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from mgi_core.errors import ConfigError
 
@@ -128,7 +129,10 @@ class SplitConfig(BaseConfig):
 
 
 TASKS: tuple[str, ...] = ("overall", "category", "subcategory", "match")
-STRATEGIES: tuple[str, ...] = ("lora", "full", "freeze")
+STRATEGIES: tuple[str, ...] = ("lora", "adalora", "full", "freeze")
+ADVERSARIAL: tuple[str, ...] = ("none", "fgm", "pgd")
+AUGMENTATIONS: tuple[str, ...] = ("delete", "swap", "synonym", "backtranslate")
+TASK_WEIGHTINGS: tuple[str, ...] = ("fixed", "uncertainty")
 BALANCES: tuple[str, ...] = ("class_weights", "none")
 DEVICES: tuple[str, ...] = ("auto", "cuda", "mps", "cpu")
 DEFAULT_BASE_MODEL = "bundled:all-MiniLM-L6-v2"
@@ -163,8 +167,10 @@ class TrainConfig(BaseConfig):
     )
     strategy: str = _f(
         "lora",
-        "lora: low-rank adapters (peft); full: every weight; freeze: the lower N layers "
-        "frozen (N = all layers trains the heads only, a linear probe of the base encoder).",
+        "lora: low-rank adapters (peft); adalora: adapters whose rank budget is reallocated "
+        "and shrunk during training (AdaLoRA, peft); full: every weight; freeze: the lower N "
+        "layers frozen (N = all layers trains the heads only, a linear probe of the base "
+        "encoder).",
         choices=STRATEGIES,
     )
     freeze_layers: int = _f(
@@ -177,6 +183,71 @@ class TrainConfig(BaseConfig):
     lora_targets: tuple[str, ...] = _f(
         ("query", "key", "value", "dense"), "Module names the adapters attach to.",
         label="LoRA target modules",
+    )
+    adalora_init_rank: int = _f(
+        12, "AdaLoRA: rank every adapter starts with.", min=1, label="AdaLoRA initial rank"
+    )
+    adalora_target_rank: int = _f(
+        4, "AdaLoRA: average rank per adapter the budget shrinks to by the end.", min=1,
+        label="AdaLoRA target rank",
+    )
+    adalora_tinit: float = _f(
+        0.1, "AdaLoRA: share of the steps trained at the initial rank before pruning starts.",
+        min=0.0, label="AdaLoRA warm-up share",
+    )
+    adalora_tfinal: float = _f(
+        0.2, "AdaLoRA: share of the last steps trained with the final budget fixed.", min=0.0,
+        label="AdaLoRA final share",
+    )
+    adalora_delta_t: int = _f(
+        5, "AdaLoRA: steps between two reallocations of the rank budget.", min=1,
+        label="AdaLoRA interval",
+    )
+    adversarial: str = _f(
+        "none", "Adversarial training on the word embeddings: none; fgm (one perturbation of "
+        "norm epsilon along the gradient, Miyato et al.); pgd (several projected steps inside "
+        "the epsilon ball, Madry et al.). The adversarial loss is added to the clean one.",
+        choices=ADVERSARIAL,
+    )
+    adv_epsilon: float = _f(
+        1.0, "Norm of the adversarial perturbation of the word embeddings (FGM; PGD's ball).",
+        min=0.0, label="Adversarial epsilon",
+    )
+    pgd_steps: int = _f(3, "PGD: perturbation steps per training step.", min=1,
+                        label="PGD steps")
+    pgd_alpha: float = _f(0.3, "PGD: norm of each step (projected back into the ball).",
+                          min=0.0, label="PGD step size")
+    augment: tuple[str, ...] = _f(
+        (), "Augment training reviews (never validation or test; labels unchanged): delete "
+        "(random word deletion), swap (random word swaps), synonym (replacement from the "
+        "shipped English/Chinese lexicon), backtranslate (needs a local translation model "
+        "folder). Empty = off.",
+        choices=AUGMENTATIONS,
+    )
+    augment_rate: float = _f(
+        0.1, "Share of a review's words each augmentation changes.", min=0.0,
+        label="Augmentation rate",
+    )
+    augment_share: float = _f(
+        0.5, "Share of the training reviews augmented in each epoch (drawn anew each epoch).",
+        min=0.0, label="Augmented share",
+    )
+    backtranslation_model: str = _f(
+        "", "Folder with a local translation model pair for 'backtranslate' (README, "
+        "\"Training options\"); empty: back-translation is skipped with a notice.",
+        label="Back-translation model folder",
+    )
+    task_weighting: str = _f(
+        "fixed", "fixed: the λ above; uncertainty: learned weights that balance tasks whose "
+        "losses differ in scale (Kendall et al. 2018): L = Σ exp(-s_k)·ℓ_k + s_k, the s_k "
+        "trained with the heads, the weights logged and plotted on the Metrics page. Early "
+        "stopping always uses the fixed λ.",
+        choices=TASK_WEIGHTINGS,
+    )
+    weighting_learning_rate: float = _f(
+        0.025, "Learning rate of the learned task weights (task_weighting 'uncertainty'): "
+        "fast enough that the weights settle within an epoch of a few hundred steps.",
+        label="Task-weight learning rate",
     )
     epochs: int = _f(1, "Passes over the training reviews.", min=1)
     head_warmup_epochs: int = _f(
@@ -245,20 +316,70 @@ class TrainConfig(BaseConfig):
             raise ConfigError("task weights must be >= 0")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"strategy {self.strategy!r} not allowed; choose from {STRATEGIES}")
+        augment = self.augment
+        if isinstance(augment, str):  # one op, or several comma-separated
+            augment = [a.strip() for a in augment.split(",") if a.strip()]
+        object.__setattr__(self, "augment", tuple(augment))
+        bad = [a for a in self.augment if a not in AUGMENTATIONS]
+        if bad:
+            raise ConfigError(f"augment {bad} not allowed; choose from {list(AUGMENTATIONS)}")
+        for name, allowed in (("adversarial", ADVERSARIAL),
+                              ("task_weighting", TASK_WEIGHTINGS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} {getattr(self, name)!r} not allowed; choose from "
+                                  f"{list(allowed)}")
         if self.balance not in BALANCES:
             raise ConfigError("balance must be 'class_weights' or 'none'")
         if self.device not in DEVICES:
             raise ConfigError("device must be one of auto, cuda, mps, cpu")
         self.check_minimums()
+        if not 0 <= self.augment_rate <= 0.5 or not 0 <= self.augment_share <= 1:
+            raise ConfigError("augment_rate must be in [0, 0.5] and augment_share in [0, 1]")
+        if self.adalora_target_rank > self.adalora_init_rank:
+            raise ConfigError(
+                f"adalora_target_rank ({self.adalora_target_rank}) must not exceed "
+                f"adalora_init_rank ({self.adalora_init_rank})"
+            )
+        if self.adalora_tinit + self.adalora_tfinal >= 1:
+            raise ConfigError("adalora_tinit + adalora_tfinal must be below 1 (the budget "
+                              "shrinks in the steps between them)")
         if self.max_train_reviews is not None and self.max_train_reviews < 2:
             raise ConfigError("max_train_reviews must be >= 2 or empty (all)")
         if not 0 <= self.warmup_ratio < 1 or not 0 <= self.dropout < 1:
             raise ConfigError("warmup_ratio and dropout must be in [0, 1)")
-        if self.learning_rate <= 0 or self.head_learning_rate <= 0:
+        if min(self.learning_rate, self.head_learning_rate, self.weighting_learning_rate) <= 0:
             raise ConfigError("learning rates must be > 0")
 
     def weight(self, task: str) -> float:
         return float(self.task_weights.get(task, 1.0))
+
+
+REFERENCE = "reference"
+PRETRAINED = "pretrained"
+
+
+class TrainingVariant(NamedTuple):
+    """One variant: what it changes, the TrainConfig fields it sets over the budget's
+    config, and whether it fine-tunes at all (``pretrained`` does not)."""
+
+    changes: str
+    overrides: Mapping[str, Any]
+    fine_tune: bool = True
+
+
+TRAINING_VARIANTS: dict[str, TrainingVariant] = {
+    REFERENCE: TrainingVariant("nothing: the budget's config as given", {}),
+    "adalora": TrainingVariant("AdaLoRA adapters (rank budget reallocated and shrunk)",
+                               {"strategy": "adalora"}),
+    "fgm": TrainingVariant("adversarial training, FGM", {"adversarial": "fgm"}),
+    "pgd": TrainingVariant("adversarial training, PGD", {"adversarial": "pgd"}),
+    "augment": TrainingVariant("augmentation: word deletion, swaps, lexicon synonyms",
+                               {"augment": ("delete", "swap", "synonym")}),
+    "uncertainty": TrainingVariant("task weights learned (uncertainty weighting)",
+                                   {"task_weighting": "uncertainty"}),
+    PRETRAINED: TrainingVariant("no fine-tuning: the pre-trained encoder (version base)", {},
+                                fine_tune=False),
+}
 
 
 @dataclass(frozen=True)

@@ -69,3 +69,16 @@ def register_fake_version(store: Store, dataset: str, vocab: list[str],
             "'ready', ?)",
             [version, dataset, json.dumps({"fake": True}), d],
         )
+
+
+def add_search_and_ablation_rows(store, dataset: str, version: str) -> None:
+    """A search study with one trial and a training ablation row of ``dataset`` (for the
+    tests that check a dataset's rows are found in every table)."""
+    cur = store.cursor()
+    cur.execute("INSERT INTO search_studies (study, dataset, base_config, space, objective, "
+                "direction) VALUES (?, ?, '{}', '{}', 'val/objective', 'minimize')",
+                [f"s_{dataset}", dataset])
+    cur.execute("INSERT INTO search_trials (study, dataset, trial, state, params, value) "
+                "VALUES (?, ?, 0, 'complete', '{}', 1.0)", [f"s_{dataset}", dataset])
+    cur.execute("INSERT INTO training_ablations (name, dataset, variant, version, overrides) "
+                "VALUES (?, ?, 'reference', ?, '{}')", [f"a_{dataset}", dataset, version])

@@ -20,7 +20,9 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -29,7 +31,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mgi_core.config import TrainConfig
-from mgi_core.encoder import distributed
+from mgi_core.encoder import distributed, multitask
+from mgi_core.encoder.adversarial import build_adversary
+from mgi_core.encoder.augment import build_augmenter
 from mgi_core.encoder.distributed import World
 from mgi_core.encoder.model import Encoder
 from mgi_core.encoder.multitask import (
@@ -39,12 +43,14 @@ from mgi_core.encoder.multitask import (
     trainable_parameters,
 )
 from mgi_core.encoder.tasks import IGNORE, ClassificationSet, PairSet, TaskData
+from mgi_core.encoder.weighting import TaskWeighting
 from mgi_core.errors import MgiError
 from mgi_core.evaluation.metrics import accuracy, macro_f1, recall_at_k_matrix, roc_auc
 
 log = logging.getLogger(__name__)
 EventFn = Callable[[dict[str, Any]], None]
 CLASSIFICATION_TASKS = ("overall", "category", "subcategory")
+PAIR_KEYS = 1 << 40  # augmentation keys of match pairs, apart from the reviews' indices
 
 
 class TrainingCancelled(MgiError):
@@ -60,6 +66,7 @@ class TrainResult:
     n_steps: int = 0
     samples_per_s: float = 0.0
     stopped_early: bool = False
+    task_weights: dict[str, float] = field(default_factory=dict)  # at the end of training
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -135,7 +142,10 @@ def _has_labels(task: str, y: torch.Tensor) -> bool:
     return bool((y != IGNORE).any()) if task != "overall" else len(y) > 0
 
 
-def build_model(encoder: Encoder, data: TaskData, config: TrainConfig) -> MultiTaskModel:
+def build_model(encoder: Encoder, data: TaskData, config: TrainConfig,
+                total_steps: int | None = None) -> MultiTaskModel:
+    """The encoder with its strategy applied (``total_steps``: AdaLoRA's budget schedule)
+    and one head per classification task."""
     seed_everything(config.seed, config.deterministic)
     n_classes = {}
     if "overall" in data.tasks:
@@ -143,7 +153,7 @@ def build_model(encoder: Encoder, data: TaskData, config: TrainConfig) -> MultiT
     for task in ("category", "subcategory"):
         if task in data.tasks:
             n_classes[task] = len(data.vocab[task])
-    apply_strategy(encoder, config)
+    apply_strategy(encoder, config, total_steps)
     return MultiTaskModel(encoder, n_classes, config.dropout)
 
 
@@ -152,20 +162,24 @@ class TrainStep(nn.Module):
 
     A module of its own so that DistributedDataParallel can wrap it: both encoder passes
     (reviews for the heads, anchor and positive texts for ``match``) run inside one
-    ``forward``, and DDP averages the gradients of the whole step.
+    ``forward``, and DDP averages the gradients of the whole step, the learned task weights'
+    (``weighting``) included.
     """
 
-    def __init__(self, model: MultiTaskModel, losses: Losses, config: TrainConfig) -> None:
+    def __init__(self, model: MultiTaskModel, losses: Losses, config: TrainConfig,
+                 weighting: TaskWeighting) -> None:
         super().__init__()
         self.model = model
         self.losses = losses
         self.config = config
+        self.weighting = weighting
 
     def forward(self, texts: list[str], labels: dict[str, torch.Tensor],
                 anchors: list[str], positives: list[str]) -> dict[str, torch.Tensor]:
-        """Loss per task for this batch (tasks without a label in it are left out). A batch
-        with texts but no label at all gives ``{IDLE: 0 · Σ logits}``: a zero loss still
-        joined to the graph, so this process takes part in DDP's gradient all-reduce."""
+        """Loss per task for this batch (tasks without a label in it are left out) and their
+        weighted sum under ``TOTAL``. A batch with texts but no label at all gives
+        ``{IDLE: 0 · Σ logits}``: a zero loss still joined to the graph, so this process
+        takes part in DDP's gradient all-reduce."""
         parts: dict[str, torch.Tensor] = {}
         if texts:
             logits = self.model.head_logits(self.model.embed(texts))
@@ -180,10 +194,20 @@ class TrainStep(nn.Module):
             z = self.model.embed(anchors + positives)
             parts["match"] = self.losses.match(z[:len(anchors)], z[len(anchors):],
                                                distributed.current_world())
+        if parts and IDLE not in parts:
+            parts[TOTAL] = self.weighting(parts)
         return parts
 
 
 IDLE = "idle"  # TrainStep's zero loss for a batch share without labels
+TOTAL = "total"  # TrainStep's weighted sum of the task losses
+
+
+def _step_total(step: nn.Module, batch: tuple) -> torch.Tensor:
+    """The weighted loss of ``batch`` through ``step`` (a TrainStep, or its DDP wrapper);
+    the zero loss of a share without labels."""
+    parts = step(*batch)
+    return parts[TOTAL] if TOTAL in parts else parts[IDLE]
 
 
 def steps_per_epoch(n: int, batch_size: int, world: World) -> int:
@@ -210,19 +234,28 @@ def fine_tune(
         TrainingCancelled: ``should_stop()`` returned True (on any process).
     """
     world = distributed.current_world()
-    model = build_model(encoder, data, config)
-    device = encoder.device_info.torch_device
-    losses = Losses(data, config, device)
     cls_tasks = [t for t in data.tasks if t in CLASSIFICATION_TASKS]
     use_match = "match" in data.tasks
     n_cls, n_pairs, bsz = len(data.train), len(data.train_pairs), config.batch_size
     per_epoch = steps_per_epoch(n_cls if cls_tasks else n_pairs, bsz, world)
     total_steps = per_epoch * config.epochs
+    model = build_model(encoder, data, config, total_steps)
+    device = encoder.device_info.torch_device
+    losses = Losses(data, config, device)
+    weighting = TaskWeighting(list(data.tasks), config).to(device)
+    augmenter = build_augmenter(config, config.seed)
+    if augmenter is not None and augmenter.notices:
+        data.notices.extend(augmenter.notices)
+        if on_event is not None:
+            on_event({"kind": "notices", "notices": list(data.notices)})
 
     enc_params, head_params = trainable_parameters(model)
     groups = [{"params": head_params, "lr": config.head_learning_rate}]
     if enc_params:
         groups.append({"params": enc_params, "lr": config.learning_rate})
+    if weighting.learned:
+        groups.append({"params": list(weighting.parameters()), "weight_decay": 0.0,
+                       "lr": config.weighting_learning_rate})
     fused = device.type in ("cpu", "cuda")  # one kernel per step instead of one per tensor
     optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay, fused=fused)
     warm_up_heads(model, data, config, losses, on_event, should_stop)
@@ -237,7 +270,9 @@ def fine_tune(
     rng = np.random.default_rng(config.seed)  # the same order on every process
     labels = {t: torch.as_tensor(data.train.labels[t], device=device) for t in cls_tasks}
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    train_step = distributed.wrap_for_training(TrainStep(model, losses, config), world)
+    local_step = TrainStep(model, losses, config, weighting)
+    train_step = distributed.wrap_for_training(local_step, world)
+    adversary = build_adversary(model.encoder.transformer, config)
     if world.active:  # the same batches, different dropout masks in each process
         torch.manual_seed(config.seed + 1_000_003 * world.rank)
 
@@ -257,6 +292,8 @@ def fine_tune(
             if cls_tasks:
                 idx = world.shard(cls_order[k * bsz:(k + 1) * bsz])
                 texts = [data.train.texts[i] for i in idx]
+                if augmenter is not None:
+                    texts = augmenter.apply(texts, [int(i) for i in idx], epoch)
                 index = torch.as_tensor(idx, device=device)
                 batch_labels = {task: labels[task][index] for task in cls_tasks}
                 samples += len(idx)
@@ -270,33 +307,58 @@ def fine_tune(
                     idx = world.shard(pairs)
                     anchors = [data.train_pairs.anchors[i] for i in idx]
                     positives = [data.train_pairs.positives[i] for i in idx]
+                    if augmenter is not None:
+                        keys = [PAIR_KEYS + 2 * int(i) for i in idx]
+                        anchors = augmenter.apply(anchors, keys, epoch)
+                        positives = augmenter.apply(positives, [k + 1 for k in keys], epoch)
                     samples += len(idx)
             if not texts and not anchors:
                 continue  # the same on every process: shares are empty together
-            parts = train_step(texts, batch_labels, anchors, positives)
+            batch = (texts, batch_labels, anchors, positives)
+            optimizer.zero_grad(set_to_none=True)
+            with adversary.recording() if adversary is not None else nullcontext():
+                parts = train_step(*batch)
             idle = parts.pop(IDLE, None)
+            total = parts.pop(TOTAL, None)
             if not parts and not world.active:
                 continue
             # A share without labels joins the step with a zero loss (DDP needs every process).
-            loss = sum(config.weight(t) * v for t, v in parts.items()) if parts else idle
-            optimizer.zero_grad(set_to_none=True)
+            loss = total if parts else idle
+            penalty = multitask.adapter_penalty(model.encoder)
+            if penalty is not None:
+                loss = loss + penalty
             loss.backward()
+            adv_loss = None
+            # Under torchrun every process takes the adversarial pass when one does (its
+            # forward is a DDP step): a share without labels perturbs by zero.
+            if adversary is not None and distributed.any_rank(bool(parts), world):
+                adv_loss = adversary.backward(partial(_step_total, train_step, batch),
+                                              partial(_step_total, local_step, batch))
             if config.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(
                     [p for g in groups for p in g["params"]], config.grad_clip
                 )
             optimizer.step()
+            multitask.after_optimizer_step(model.encoder, step)
             scheduler.step()
             step += 1
             elapsed = time.monotonic() - started
             if on_event is not None:
-                on_event({
+                event = {
                     "kind": "step", "epoch": epoch, "step": step, "total_steps": total_steps,
                     "loss": {t: float(v.detach()) for t, v in parts.items()},
                     "loss_total": float(loss.detach()), "lr": scheduler.get_last_lr()[-1],
                     "elapsed_s": elapsed,
                     "eta_s": elapsed / step * (total_steps - step),
-                })
+                }
+                if weighting.learned:
+                    event["weights"] = weighting.weights()
+                budget = multitask.rank_budget(model.encoder)
+                if budget is not None:
+                    event["rank_budget"] = budget
+                if adv_loss is not None:
+                    event["adv_loss"] = adv_loss
+                on_event(event)
         metrics = evaluate_tasks(model, data, config, losses)
         objective = sum(
             config.weight(t) * metrics[f"{t}/loss"] for t in data.tasks
@@ -318,6 +380,9 @@ def fine_tune(
                 log.info("early stop after epoch %d (best %d)", epoch, result.best_epoch)
                 break
     del train_step  # the DDP wrapper's hooks must not outlive the process group
+    if adversary is not None:
+        adversary.close()
+    result.task_weights = weighting.weights()
     if best_state is not None:
         model.load_state_dict(best_state, strict=False)
     merge_for_inference(model.encoder)

@@ -36,6 +36,7 @@ from mgi_core.errors import JobError
 from mgi_core.jobs.run_files import TERMINAL, RunFiles, read_events, read_json, write_json_atomic
 from mgi_core.store import Store
 from mgi_core.store import jobs as job_rows
+from mgi_core.store import search as search_rows
 from mgi_core.store.datasets import get_dataset
 from mgi_core.store.jobs import FinishedRun, TrainingVersion
 from mgi_core.store.versions import BASE_VERSION, get_version, next_version_id
@@ -122,7 +123,8 @@ _JOBS_LOCK = threading.RLock()
 
 def prepare_job(store: Store, kind: str, dataset: str, config: TrainConfig,
                 processes: int = 1, version: str | None = None,
-                engine: dict[str, Any] | None = None) -> tuple[str, Path]:
+                engine: dict[str, Any] | None = None,
+                search: dict[str, Any] | None = None) -> tuple[str, Path]:
     """Register a new job and write its run folder; return (version, run_dir).
 
     ``processes`` > 1 (training only): :func:`spawn` starts it under torchrun, that many
@@ -131,14 +133,21 @@ def prepare_job(store: Store, kind: str, dataset: str, config: TrainConfig,
     only): ``{"name": "ray", "address": …, "stage": …, "actors": …}`` embeds on Ray Data
     (``mgi_core.jobs.worker``); default: in the job's own process.
 
+    Kind ``search`` (``mgi_core.jobs.search``): ``search`` is a ``SearchRequest`` as a dict
+    (study, n_trials, timeout_s, space; ``config`` is the trials' base). Its snapshot holds
+    the train and validation reviews only, its study continues in
+    ``<runs>/studies/<study>.journal``, and the returned "version" is the study's name: a
+    search makes no model version (``cancel STUDY`` stops it).
+
     Raises:
-        JobError: another job is running on this database, a bad ``processes``, or a
-            version that cannot embed.
+        JobError: another job is running on this database, a bad ``processes``, a version
+            that cannot embed, or a study started with other settings.
+        ConfigError: a bad search request (study name, trials, space).
         DatasetNotFoundError: unknown dataset.
         ModelVersionNotFound: no such version.
     """
     with _JOBS_LOCK:
-        return _prepare_job(store, kind, dataset, config, processes, version, engine)
+        return _prepare_job(store, kind, dataset, config, processes, version, engine, search)
 
 
 MAX_PROCESSES = 64
@@ -146,12 +155,16 @@ MAX_PROCESSES = 64
 
 def _prepare_job(store: Store, kind: str, dataset: str, config: TrainConfig,
                  processes: int = 1, version: str | None = None,
-                 engine: dict[str, Any] | None = None) -> tuple[str, Path]:
-    if kind not in ("train", "embed"):
-        raise JobError(f"Unknown job kind {kind!r}; use train or embed.")
+                 engine: dict[str, Any] | None = None,
+                 search: dict[str, Any] | None = None) -> tuple[str, Path]:
+    if kind not in ("train", "embed", "search"):
+        raise JobError(f"Unknown job kind {kind!r}; use train, embed or search.")
     if not 1 <= int(processes) <= MAX_PROCESSES or (kind != "train" and processes != 1):
-        raise JobError(f"processes must be 1 to {MAX_PROCESSES}, and 1 for an embed job "
-                       f"(got {processes}).")
+        raise JobError(f"processes must be 1 to {MAX_PROCESSES}, and 1 for an embed or "
+                       f"search job (got {processes}).")
+    if (kind == "search") != (search is not None):
+        raise JobError("A search job needs its search settings, and only a search job "
+                       "takes them.")
     get_dataset(store, dataset)
     refresh_jobs(store)  # a job whose process has ended does not block this one
     running = active_job(store)
@@ -163,6 +176,11 @@ def _prepare_job(store: Store, kind: str, dataset: str, config: TrainConfig,
     if kind == "train" and (version is not None or engine):
         raise JobError("A training job makes a new version, on this machine's processes: "
                        "version and engine are options of an embedding job.")
+    if kind == "search":
+        if version is not None or engine:
+            raise JobError("A search job trains in its own process: version and engine are "
+                           "options of an embedding job.")
+        return _prepare_search(store, dataset, config, search or {})
     if kind == "train":
         version = next_version_id(store)
         name = version
@@ -171,14 +189,7 @@ def _prepare_job(store: Store, kind: str, dataset: str, config: TrainConfig,
         if version != BASE_VERSION:
             config = _embed_with_version(store, version, config)
         name = f"{version}-{dataset}-{uuid.uuid4().hex[:6]}"
-    run_dir = runs_root(store).resolve() / name
-    try:
-        run_dir.mkdir(parents=True, exist_ok=False)
-    except FileExistsError as exc:
-        raise JobError(
-            f"The run folder {run_dir} already exists: another database keeps its runs in "
-            "the same folder. Give each database its own folder, or set MGI_RUNS."
-        ) from exc
+    run_dir = _make_run_dir(store, name)
     files = RunFiles(run_dir)
     data_hash = export_snapshot(store, dataset, files.snapshot)
     job_id = uuid.uuid4().hex[:12]
@@ -195,6 +206,51 @@ def _prepare_job(store: Store, kind: str, dataset: str, config: TrainConfig,
                         run_dir=run_dir, pid=os.getpid(),
                         pid_start=process_start_time(os.getpid()), training=training)
     return version, run_dir
+
+
+def _make_run_dir(store: Store, name: str) -> Path:
+    run_dir = runs_root(store).resolve() / name
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)
+    except FileExistsError as exc:
+        raise JobError(
+            f"The run folder {run_dir} already exists: another database keeps its runs in "
+            "the same folder. Give each database its own folder, or set MGI_RUNS."
+        ) from exc
+    return run_dir
+
+
+def _prepare_search(store: Store, dataset: str, config: TrainConfig,
+                    search: dict[str, Any]) -> tuple[str, Path]:
+    """The run folder of a search job (train and validation reviews only) and its row."""
+    from mgi_core.jobs import search as searching
+
+    request = searching.SearchRequest.from_dict(search)
+    searching.distributions(request.space, config)  # a bad space fails here, not in the job
+    stored = search_rows.get_study(store, request.study)
+    if stored is not None and stored["dataset"] != dataset:
+        raise JobError(f"Study {request.study!r} is a search on dataset {stored['dataset']!r}; "
+                       "give the search on this dataset another name (--study NAME).")
+    journal = searching.journal_path(runs_root(store).resolve(), request.study)
+    data_hash = search_rows.search_data_hash(store, dataset)
+    searching.check_continuable(journal, request.study, dataset, config, request.space,
+                                data_hash)
+    run_dir = _make_run_dir(store, f"search-{request.study}-{uuid.uuid4().hex[:6]}")
+    files = RunFiles(run_dir)
+    tmp = files.snapshot.with_suffix(".parquet.tmp")
+    search_rows.export_search_snapshot(store, dataset, tmp)
+    tmp.replace(files.snapshot)
+    job_id = uuid.uuid4().hex[:12]
+    write_json_atomic(files.job, {
+        "job_id": job_id, "kind": "search", "version": request.study, "dataset": dataset,
+        "config": config.to_dict(), "data_hash": data_hash, "processes": 1,
+        "engine": {"name": "local"},
+        "search": {**request.to_dict(), "journal": str(journal)},
+    })
+    job_rows.insert_job(store, job_id=job_id, kind="search", version=request.study,
+                        dataset=dataset, run_dir=run_dir, pid=os.getpid(),
+                        pid_start=process_start_time(os.getpid()))
+    return request.study, run_dir
 
 
 def _embed_with_version(store: Store, version: str, config: TrainConfig) -> TrainConfig:
@@ -251,8 +307,8 @@ def job_command(run_dir: Path, processes: int = 1) -> list[str]:
 
 
 def start_job(store: Store, kind: str, dataset: str, config: TrainConfig | None = None,
-              processes: int = 1) -> str:
-    """Prepare and spawn a job; return the version it will produce.
+              processes: int = 1, search: dict[str, Any] | None = None) -> str:
+    """Prepare and spawn a job; return the version it will produce (a search: its study).
 
     Raises:
         JobError: another job is running, a bad ``processes``, or the child process could
@@ -260,7 +316,7 @@ def start_job(store: Store, kind: str, dataset: str, config: TrainConfig | None 
     """
     with _JOBS_LOCK:
         version, run_dir = prepare_job(store, kind, dataset, config or TrainConfig(),
-                                       processes)
+                                       processes, search=search)
         try:
             spawn(store, run_dir)
         except OSError as exc:
@@ -321,7 +377,13 @@ def _ended_message(pid: int, detached: bool, run_dir: str) -> str:
 
 def register_run(store: Store, job_id: str, kind: str, version: str, dataset: str,
                  run_dir: Path, status: dict[str, Any]) -> None:
-    """Make a finished run a usable version: embeddings, training log, metrics (atomic)."""
+    """Make a finished run a usable version: embeddings, training log, metrics (atomic).
+    A search stores its study and every trial instead (``store.search``)."""
+    if kind == "search":
+        from mgi_core.jobs.search import read_study_file
+
+        search_rows.register_search(store, job_id, *read_study_file(run_dir))
+        return
     from mgi_core.encoder.checkpoint import checkpoint_is_usable  # torch only when needed
 
     files = RunFiles(run_dir)
@@ -365,6 +427,12 @@ def _log_rows(version: str, events: list[dict[str, Any]]):
             for task, value in e["loss"].items():
                 yield (version, e["step"], e["epoch"], f"loss/{task}", value)
             yield (version, e["step"], e["epoch"], "loss/total", e["loss_total"])
+            for task, value in e.get("weights", {}).items():
+                yield (version, e["step"], e["epoch"], f"weight/{task}", value)
+            if "rank_budget" in e:
+                yield (version, e["step"], e["epoch"], "adalora/rank_budget", e["rank_budget"])
+            if "adv_loss" in e:
+                yield (version, e["step"], e["epoch"], "loss/adversarial", e["adv_loss"])
         elif e["kind"] == "epoch":
             for name, value in e["metrics"].items():
                 yield (version, e["step"], e["epoch"], f"val/{name}", value)

@@ -167,6 +167,9 @@ def run_job(run_dir: Path, should_stop: Callable[[], bool] | None = None) -> str
     try:
         config = TrainConfig.from_dict(job["config"])
         snapshot = pd.read_parquet(files.snapshot)
+        if job["kind"] == "search":  # trials, each with a fresh encoder; no embedding
+            _search(files, job, config, snapshot, status, stop)
+            return status.data["state"]
         status.update(phase="loading encoder")
         distributed.init(world, choose_device(config.device).type)
         encoder = load_encoder(config.base_model, config.max_seq_length, config.device)
@@ -352,6 +355,8 @@ def _train(files: RunFiles, job: dict[str, Any], config: TrainConfig, snapshot: 
                           elapsed_s=event["elapsed_s"], loss=event["loss"])
         elif event["kind"] == "epoch":
             status.update(last_val=event["metrics"])
+        elif event["kind"] == "notices":
+            status.update(notices=event["notices"])
 
     result = fine_tune(encoder, data, config, on_event=on_event if world.is_main else None,
                        should_stop=stop)
@@ -370,6 +375,43 @@ def _train(files: RunFiles, job: dict[str, Any], config: TrainConfig, snapshot: 
         "stopped_early": result.stopped_early, "samples_per_s": result.samples_per_s,
         "n_steps": result.n_steps,
     }
+
+
+def _search(files: RunFiles, job: dict[str, Any], config: TrainConfig,
+            snapshot: pd.DataFrame, status: _Status, stop: Callable[[], bool]) -> None:
+    """Run the trials of a search job (``mgi_core.jobs.search``): one ``trial`` event per
+    trial that ends in metrics.jsonl, then every trial of the study in study.json, which
+    registration stores."""
+    from mgi_core.jobs import search as searching
+    from mgi_core.store.search import StudyRecord
+
+    request = searching.SearchRequest.from_dict(job["search"])
+    status.update(phase="searching", study=request.study, trials_target=request.n_trials,
+                  n_train=int((snapshot["split"] == "train").sum()),
+                  n_val=int((snapshot["split"] == "val").sum()))
+
+    def on_step(trial: int, event: dict[str, Any]) -> None:
+        if event["kind"] == "step":
+            status.update(trial=trial, epoch=event["epoch"], step=event["step"],
+                          total_steps=event["total_steps"], loss=event["loss"])
+
+    def on_trial(record: dict[str, Any], done: int) -> None:
+        append_event(files.metrics, {"kind": "trial", **record})
+        status.update(trials_done=done, last_trial=record)
+
+    trials = searching.run_study(
+        snapshot, config, request, Path(job["search"]["journal"]), dataset=job["dataset"],
+        data_hash=job["data_hash"], on_trial=on_trial, on_step=on_step, should_stop=stop)
+    study = StudyRecord(request.study, job["dataset"], config.to_dict(),
+                        searching.load_space(request.space), searching.OBJECTIVE,
+                        searching.DIRECTION)
+    searching.write_study_file(files.root, study, trials)
+    complete = [t for t in trials if t.state == "complete"]
+    best = min(complete, key=lambda t: (t.value, t.trial), default=None)
+    status.update(state="finished", phase="done", finished=time.time(),
+                  trials_done=len(complete),
+                  best_trial=None if best is None else best.trial,
+                  best_value=None if best is None else best.value)
 
 
 def main(run_dir: str) -> int:

@@ -27,6 +27,7 @@ DATASET_COLUMNS = (
 PURGED_TABLES = (
     "reviews", "items", "ingest_rejects", "embedding_sets", "review_head_probs",
     "user_profiles", "evaluations", "per_user_metrics", "fusion_weights", "jobs",
+    "search_studies", "search_trials", "training_ablations",
 )
 # Tables with a ``dataset`` column that a purge keeps: a model version trained on a dataset
 # outlives it (its row and training log stay; ``versions.retire_unembedded`` retires it).

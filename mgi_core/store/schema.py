@@ -199,11 +199,49 @@ MIGRATIONS.append(
     """
 )
 
+MIGRATIONS.append(
+    # 4 -> 5: hyper-parameter searches (mgi_core/jobs/search.py) and the ablation of the
+    # training options (mgi_core/evaluation/training_ablation.py).
+    """
+    CREATE TABLE search_studies (
+        study       VARCHAR PRIMARY KEY,
+        dataset     VARCHAR NOT NULL,
+        base_config VARCHAR NOT NULL,             -- JSON TrainConfig the trials start from
+        space       VARCHAR NOT NULL,             -- JSON search space
+        objective   VARCHAR NOT NULL,             -- what is minimised on validation
+        direction   VARCHAR NOT NULL,
+        created_at  TIMESTAMP NOT NULL DEFAULT current_timestamp
+    );
+    CREATE TABLE search_trials (
+        study       VARCHAR NOT NULL,
+        dataset     VARCHAR NOT NULL,             -- the study's (a purge finds it here)
+        trial       INTEGER NOT NULL,
+        state       VARCHAR NOT NULL,             -- complete, pruned, fail
+        params      VARCHAR NOT NULL,             -- JSON {field: value}
+        value       DOUBLE,
+        val_metrics VARCHAR,                      -- JSON {metric: value}
+        seconds     DOUBLE,
+        finished_at TIMESTAMP,
+        PRIMARY KEY (study, trial)
+    );
+    CREATE TABLE training_ablations (
+        name        VARCHAR NOT NULL,             -- one ablation run
+        dataset     VARCHAR NOT NULL,
+        variant     VARCHAR NOT NULL,
+        version     VARCHAR NOT NULL,
+        overrides   VARCHAR NOT NULL,             -- JSON TrainConfig fields set by the variant
+        created_at  TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        PRIMARY KEY (name, variant)
+    );
+    """
+)
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Tables a caller may name dynamically (identifiers are never taken from user input).
 TABLES = frozenset({
     "datasets", "reviews", "items", "ingest_rejects", "model_versions", "train_log",
     "embedding_sets", "jobs", "review_head_probs", "user_profiles", "evaluations",
-    "per_user_metrics", "fusion_weights",
+    "per_user_metrics", "fusion_weights", "search_studies", "search_trials",
+    "training_ablations",
 })

@@ -226,8 +226,9 @@ def test_embed_with_the_base_encoder_adds_version_base_once(
     tiny_dataset: str, tiny_bert: Path, db: Path
 ) -> None:
     at = _fill_tiny(_open_page(), tiny_bert)
-    [expander] = at.expander
+    expander, options = at.expander
     assert expander.label == "Hyper-parameters" and not expander.proto.expanded
+    assert options.label.startswith("Robustness") and not options.proto.expanded
     at.session_state["train_hyper_open"] = True  # the user opens the hyper-parameters
     at = _run(at)
     assert at.expander[0].proto.expanded

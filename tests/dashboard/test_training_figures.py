@@ -10,6 +10,7 @@ import pytest
 
 from dashboard.train_form import (
     HYPER_FIELDS,
+    OPTION_FIELDS,
     PAGE_OMITS,
     STRATEGY_FIELDS,
     TOP_FIELDS,
@@ -25,6 +26,7 @@ from dashboard.training import (
     format_duration,
     loss_figure,
     progress_bar,
+    strategy_figures,
     validation_figure,
     versions_frame,
     versions_note,
@@ -124,6 +126,28 @@ def test_events_from_the_stored_log_draw_the_same_curves() -> None:
     assert _traces(validation_figure(rebuilt)) == _traces(validation_figure(EVENTS))
 
 
+def test_strategy_curves_survive_the_stored_log() -> None:
+    # Learned task weights, AdaLoRA's rank budget and the adversarial loss, as fine_tune logs
+    # them, written by the registration's log rows and read back for the Metrics page.
+    from mgi_core.jobs.manager import _log_rows
+
+    events = [{"kind": "step", "epoch": 1, "step": s, "loss": {"overall": 0.5, "match": 2.0},
+               "loss_total": 1.0, "weights": {"overall": 1.0 + s / 10, "match": 1.0 - s / 10},
+               "rank_budget": 48 - 4 * s, "adv_loss": 1.1} for s in (1, 2, 3)]
+    rows = [row[1:] for row in _log_rows("v1", events)]
+    rebuilt = events_from_log(sorted(rows, key=lambda r: (r[0], r[2])))
+    assert [e["weights"] for e in rebuilt] == [e["weights"] for e in events]
+    assert [e["rank_budget"] for e in rebuilt] == [44, 40, 36]
+    assert all(e["adv_loss"] == 1.1 and set(e["loss"]) == {"overall", "match"}
+               for e in rebuilt)
+    weights, budget = strategy_figures(rebuilt)
+    assert [t.name for t in weights.data] == ["overall", "match"]
+    assert list(weights.data[1].y) == pytest.approx([0.9, 0.8, 0.7])
+    assert list(budget.data[0].y) == [44, 40, 36]
+    assert "learned" in loss_figure(rebuilt).data[-1].name
+    assert strategy_figures(EVENTS) == []  # a fixed-λ LoRA run draws none
+
+
 def test_versions_frame_has_the_headline_metrics() -> None:
     versions = [
         {"version": "v2", "kind": "fine-tuned", "dataset": "d", "strategy": "lora",
@@ -196,8 +220,10 @@ def test_build_config_from_form_values() -> None:
 
 
 def test_every_field_has_one_place_on_the_form() -> None:
-    placed = [*TOP_FIELDS, *(n for names in STRATEGY_FIELDS.values() for n in names),
-              *HYPER_FIELDS, *PAGE_OMITS]
+    # A strategy's fields show only under it: LoRA and AdaLoRA share the adapter's.
+    strategy_fields = dict.fromkeys(n for names in STRATEGY_FIELDS.values() for n in names)
+    assert all(len(set(names)) == len(names) for names in STRATEGY_FIELDS.values())
+    placed = [*TOP_FIELDS, *strategy_fields, *HYPER_FIELDS, *OPTION_FIELDS, *PAGE_OMITS]
     assert sorted(placed) == sorted(f.name for f in dataclasses.fields(TrainConfig))
 
 
@@ -234,17 +260,23 @@ def _nudged(spec: FormInput) -> object:
         return spec.options[-1]
     if spec.kind == "list":
         return "query,value"
+    if spec.kind == "multi":
+        return [spec.options[-1], spec.options[0]]
+    if spec.kind == "text":
+        return spec.value + "/elsewhere"
     return spec.value + 3 if spec.kind == "int" else spec.value / 2
 
 
 def test_every_hyper_parameter_reaches_the_config() -> None:
     # Each input's default, nudged, comes back in the config (no field is dropped).
     values, expected = {}, {}
-    for name in HYPER_FIELDS + STRATEGY_FIELDS["lora"]:
+    for name in dict.fromkeys(HYPER_FIELDS + OPTION_FIELDS + STRATEGY_FIELDS["adalora"]
+                              + STRATEGY_FIELDS["lora"]):
         spec = form_input(name)
         value = _nudged(spec)
         values[form_key(name)] = value
-        expected[name] = ("query", "value") if spec.kind == "list" else value
+        expected[name] = (("query", "value") if spec.kind == "list"
+                          else tuple(value) if spec.kind == "multi" else value)
     config = build_config(values)
     assert {name: getattr(config, name) for name in expected} == expected
 

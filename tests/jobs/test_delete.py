@@ -15,7 +15,7 @@ from mgi_core.ranking.model import load_ranking_context
 from mgi_core.store import Store
 from mgi_core.store.versions import get_version, list_versions, training_log
 from tests.conftest import small_rows, write_csv
-from tests.fake_encoder import register_fake_version
+from tests.fake_encoder import add_search_and_ablation_rows, register_fake_version
 
 VOCAB = ["headphones", "speaker", "lens", "tripod", "battery", "quiet", "sharp"]
 
@@ -67,6 +67,7 @@ def _derive(store: Store, dataset: str, version: str) -> None:
     cur.execute(
         "INSERT INTO jobs (job_id, kind, version, dataset, run_dir, status) "
         "VALUES (?, 'train', ?, ?, '/nowhere', 'finished')", [f"job-{dataset}", version, dataset])
+    add_search_and_ablation_rows(store, dataset, version)
 
 
 @pytest.fixture

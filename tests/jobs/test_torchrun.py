@@ -173,7 +173,7 @@ def _no_dropout_copy(tiny_bert: Path, folder: Path) -> Path:
     return folder
 
 
-def _equivalence_config(model: Path, tasks: tuple[str, ...]):
+def _equivalence_config(model: Path, tasks: tuple[str, ...], options: dict | None = None):
     from mgi_core.config import TrainConfig
 
     # 'overall': a per-review mean, so the mean of two equal shares' losses is the batch's
@@ -182,11 +182,11 @@ def _equivalence_config(model: Path, tasks: tuple[str, ...]):
     return TrainConfig(base_model=str(model), tasks=tasks, batch_size=8, epochs=2,
                        max_train_reviews=64, max_seq_length=16, device="cpu", dropout=0.0,
                        lora_rank=2, lora_dropout=0.0, lora_targets=("query", "value"),
-                       deterministic=True)
+                       deterministic=True, **(options or {}))
 
 
 def _fine_tune_to(rank: int, size: int, init_file: str, model: str, snapshot_file: str,
-                  out: str, tasks: tuple[str, ...]) -> None:
+                  out: str, tasks: tuple[str, ...], options: dict | None = None) -> None:
     from mgi_core.encoder.model import load_encoder
     from mgi_core.encoder.tasks import build_task_data
     from mgi_core.encoder.train import fine_tune
@@ -196,7 +196,7 @@ def _fine_tune_to(rank: int, size: int, init_file: str, model: str, snapshot_fil
         dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
                                 world_size=size)
         os.environ.update(RANK=str(rank), WORLD_SIZE=str(size), LOCAL_RANK=str(rank))
-    config = _equivalence_config(Path(model), tasks)
+    config = _equivalence_config(Path(model), tasks, options)
     data = build_task_data(pd.read_parquet(snapshot_file), config)
     encoder = load_encoder(config.base_model, config.max_seq_length, "cpu")
     result = fine_tune(encoder, data, config)
@@ -208,17 +208,26 @@ def _fine_tune_to(rank: int, size: int, init_file: str, model: str, snapshot_fil
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("tasks", [("overall",), ("overall", "match")])
+@pytest.mark.parametrize(("tasks", "options"), [
+    (("overall",), {}),
+    (("overall", "match"), {}),
+    # The training options: AdaLoRA's budget from all-reduced gradients, FGM's perturbation
+    # per review, the learned task weights all-reduced inside the DDP step.
+    (("overall", "match"), {"strategy": "adalora", "adversarial": "fgm",
+                            "task_weighting": "uncertainty", "adalora_init_rank": 4,
+                            "adalora_target_rank": 2}),
+], ids=["overall", "overall+match", "adalora+fgm+uncertainty"])
 def test_two_ddp_processes_take_the_same_steps_as_one(tmp_path: Path, tiny_bert: Path,
                                                       snapshot: pd.DataFrame,
-                                                      tasks: tuple[str, ...]) -> None:
+                                                      tasks: tuple[str, ...],
+                                                      options: dict) -> None:
     model = _no_dropout_copy(tiny_bert, tmp_path / "bert")
     snapshot_file = tmp_path / "snapshot.parquet"
     snapshot.to_parquet(snapshot_file)
     out = str(tmp_path / "state")
-    _fine_tune_to(0, 1, "", str(model), str(snapshot_file), out, tasks)
+    _fine_tune_to(0, 1, "", str(model), str(snapshot_file), out, tasks, options)
     mp.spawn(_fine_tune_to, args=(2, str(tmp_path / "init"), str(model), str(snapshot_file),
-                                  out, tasks), nprocs=2, join=True)
+                                  out, tasks, options), nprocs=2, join=True)
     one = torch.load(f"{out}.1.0")
     ranks = [torch.load(f"{out}.2.{r}") for r in range(2)]
     assert one["steps"] == ranks[0]["steps"] == ranks[1]["steps"] == 2 * 64 // 8

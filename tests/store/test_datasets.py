@@ -25,7 +25,7 @@ from mgi_core.store.datasets import (
 )
 from mgi_core.store.embeddings import vector_tables
 from tests.conftest import small_rows, write_csv
-from tests.fake_encoder import register_fake_version
+from tests.fake_encoder import add_search_and_ablation_rows, register_fake_version
 
 VOCAB = ["headphones", "speaker", "lens", "tripod", "battery", "quiet", "sharp"]
 
@@ -50,7 +50,8 @@ def rows_of(store: Store, name: str) -> dict[str, int]:
 @pytest.fixture
 def two_datasets(store: Store, tmp_path: Path) -> Store:
     """'toy' and 'other' from one file (one row rejected), each with a version, vectors,
-    profiles, evaluations, fusion weights, head probabilities and a finished job."""
+    profiles, evaluations, fusion weights, head probabilities, a finished job, a search
+    study with a trial and a training ablation."""
     path = write_csv(tmp_path / "r.csv", [*small_rows(), ["u9", "i9", "x", "five", 1, "A", "t"]])
     for name in ("toy", "other"):
         assert ingest_file(store, path, name).committed
@@ -64,6 +65,7 @@ def two_datasets(store: Store, tmp_path: Path) -> Store:
         cur.execute(
             "INSERT INTO jobs (job_id, kind, version, dataset, run_dir, status) "
             "VALUES (?, 'train', ?, ?, '/nowhere', 'finished')", [name, f"fake_{name}", name])
+        add_search_and_ablation_rows(store, name, f"fake_{name}")
     return store
 
 
