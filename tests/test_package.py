@@ -58,6 +58,8 @@ def test_built_wheel_runs_mgi_and_loads_the_demo_outside_the_checkout(tmp_path: 
     sources = {p.relative_to(ROOT).as_posix() for p in (ROOT / "mgi_core").rglob("*.py")}
     assert sources <= shipped, f"missing from the wheel: {sorted(sources - shipped)}"
     assert {"mgi_core/demo/reviews.csv", "mgi_core/demo/planted.json"} <= shipped
+    lexicon = {f"mgi_core/encoder/lexicon/{n}" for n in ("en.tsv", "zh.tsv", "zh_words.txt")}
+    assert lexicon <= shipped  # the augmentation's synonym lexicons (package data)
     assert not any(name.startswith(("tests/", "tools/", "dashboard/")) for name in shipped)
 
     site = tmp_path / "site"
@@ -81,3 +83,10 @@ def test_built_wheel_runs_mgi_and_loads_the_demo_outside_the_checkout(tmp_path: 
     assert "load-demo" in _run([mgi, "--help"], cwd=elsewhere, env=env)
     out = _run([mgi, "load-demo", "--db", str(tmp_path / "x.duckdb")], cwd=elsewhere, env=env)
     assert "3,535 of 3,535 rows stored" in out
+    # The lexicons load from the installed package, not from the checkout.
+    code = ("from mgi_core.encoder import augment as a; print(a.__file__); "
+            "print(len(a.load_lexicon('en').groups), len(a.load_lexicon('zh').vocabulary))")
+    where, sizes = _run([sys.executable, "-c", code], cwd=elsewhere, env=env).splitlines()
+    assert Path(where).is_relative_to(site)
+    from mgi_core.encoder.augment import load_lexicon
+    assert sizes == f"{len(load_lexicon('en').groups)} {len(load_lexicon('zh').vocabulary)}"

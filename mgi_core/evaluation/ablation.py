@@ -47,6 +47,21 @@ VARIANTS: tuple[tuple[str, str], ...] = (
 ABLATION_SCORER_NAMES = (FULL_SCORER, *(scorer for scorer, _ in VARIANTS))
 
 
+def metric_frame(frame: pd.DataFrame, metric: str, label: str) -> pd.DataFrame:
+    """One metric of a paired ablation's rows (``frame``: variant, ``label``, mean_variant,
+    diff, ci_low, ci_high, p_value, n_users) for people: per variant (index) its ``label``,
+    its mean, Δ with the 95% CI as text, p as text (``format_p``) and the users."""
+    part = frame[frame["metric"] == metric].set_index("variant")
+    return pd.DataFrame({
+        label: part[label],
+        "mean": part["mean_variant"],
+        "Δ [95% CI]": [f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]" for d, lo, hi in
+                       zip(part["diff"], part["ci_low"], part["ci_high"], strict=True)],
+        "p": part["p_value"].map(format_p),
+        "n_users": part["n_users"],
+    }, index=part.index)
+
+
 @dataclass
 class AblationRow:
     """One variant against the full system on one metric (Δ = variant − full)."""
@@ -82,16 +97,7 @@ class AblationReport:
     def metric_table(self, metric: str) -> pd.DataFrame:
         """One metric for people: per variant (index) what it removes, its mean, Δ vs the
         full system with the 95% CI as text, p as text (``format_p``) and the users."""
-        frame = self.to_frame()
-        part = frame[frame["metric"] == metric].set_index("variant")
-        return pd.DataFrame({
-            "removed": part["removed"],
-            "mean": part["mean_variant"],
-            "Δ [95% CI]": [f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]" for d, lo, hi in
-                           zip(part["diff"], part["ci_low"], part["ci_high"], strict=True)],
-            "p": part["p_value"].map(format_p),
-            "n_users": part["n_users"],
-        }, index=part.index)
+        return metric_frame(self.to_frame(), metric, "removed")
 
     def metrics(self) -> list[str]:
         """The metrics compared, in ``ABLATION_METRICS`` order (L2 only where items have one)."""

@@ -33,7 +33,7 @@ import pandas as pd
 
 from mgi_core.config import PRETRAINED, REFERENCE, TRAINING_VARIANTS, TrainConfig
 from mgi_core.errors import ConfigError, MgiError, ModelVersionNotFound
-from mgi_core.evaluation.ablation import ABLATION_METRICS
+from mgi_core.evaluation.ablation import ABLATION_METRICS, metric_frame
 from mgi_core.evaluation.compare import compare, format_p, metric_verdict, per_user_frame
 from mgi_core.evaluation.protocol import evaluate
 from mgi_core.ranking.fusion import FULL_SCORER
@@ -161,16 +161,7 @@ class TrainingAblationReport:
     def metric_table(self, metric: str) -> pd.DataFrame:
         """One metric for people: per variant (index) what it changes, its mean, Δ vs the
         reference with the 95% CI as text, p as text (``format_p``) and the users."""
-        frame = self.to_frame()
-        part = frame[frame["metric"] == metric].set_index("variant")
-        return pd.DataFrame({
-            "changes": part["changes"],
-            "mean": part["mean_variant"],
-            "Δ [95% CI]": [f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]" for d, lo, hi in
-                           zip(part["diff"], part["ci_low"], part["ci_high"], strict=True)],
-            "p": part["p_value"].map(format_p),
-            "n_users": part["n_users"],
-        }, index=part.index)
+        return metric_frame(self.to_frame(), metric, "changes")
 
     def table(self) -> pd.DataFrame:
         """The whole ablation for people, one row per variant (index): its version, its

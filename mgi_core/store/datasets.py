@@ -88,18 +88,21 @@ def purge_dataset(target: Store | duckdb.DuckDBPyConnection, name: str) -> None:
     target.execute("DELETE FROM datasets WHERE name = ?", [name])
 
 
-def export_reviews_parquet(store: Store, dataset: str, path: Path) -> None:
+def export_reviews_parquet(store: Store, dataset: str, path: Path,
+                           splits: tuple[str, ...] | None = None) -> None:
     """Write every review of ``dataset`` (``SNAPSHOT_COLUMNS``: split and item levels
-    joined) to the Parquet file ``path``, ordered by review id."""
+    joined) to the Parquet file ``path``, ordered by review id; only those of ``splits``
+    when given (a search's snapshot holds no test review)."""
+    only = "" if splits is None else f" AND r.split IN ({', '.join('?' for _ in splits)})"
     store.cursor().execute(
         f"""COPY (
                 SELECT r.review_id, r.user_id, r.item_id, r.text, r.rating, r.ts, r.row_number,
                        r.split, i.title AS item_title, i.category, i.l1, i.l2, i.l3
                 FROM reviews r LEFT JOIN items i
                   ON i.dataset = r.dataset AND i.item_id = r.item_id
-                WHERE r.dataset = ? ORDER BY r.review_id
+                WHERE r.dataset = ?{only} ORDER BY r.review_id
             ) TO {quote_literal(path)} (FORMAT parquet)""",
-        [dataset],
+        [dataset, *(splits or ())],
     )
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mgi_core.store import Store
-from mgi_core.store.sql import quote_literal
+from mgi_core.store.datasets import export_reviews_parquet
 
 SEARCH_SPLITS = ("train", "val")  # what a search reads; the test split never leaves the store
 STUDY_COLUMNS = ("study", "dataset", "base_config", "space", "objective", "direction",
@@ -56,16 +56,7 @@ def export_search_snapshot(store: Store, dataset: str, path: Path) -> None:
     """Write the train and validation reviews of ``dataset`` (the columns of the training
     snapshot, ``store.datasets.SNAPSHOT_COLUMNS``) to the Parquet file ``path``, by review
     id. No test review is written: a search cannot read what it would be judged on."""
-    store.cursor().execute(
-        f"""COPY (
-                SELECT r.review_id, r.user_id, r.item_id, r.text, r.rating, r.ts, r.row_number,
-                       r.split, i.title AS item_title, i.category, i.l1, i.l2, i.l3
-                FROM reviews r LEFT JOIN items i
-                  ON i.dataset = r.dataset AND i.item_id = r.item_id
-                WHERE r.dataset = ? AND r.split IN ('train', 'val') ORDER BY r.review_id
-            ) TO {quote_literal(path)} (FORMAT parquet)""",
-        [dataset],
-    )
+    export_reviews_parquet(store, dataset, path, splits=SEARCH_SPLITS)
 
 
 def search_data_hash(store: Store, dataset: str) -> str:

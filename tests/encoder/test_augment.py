@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import sys
-import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -243,35 +239,6 @@ def test_a_word_in_two_groups_or_a_lone_word_is_rejected() -> None:
         parse_lexicon("good\tnice\n# c\ngreat\tgood\n", "en")
     with pytest.raises(ValueError, match="two words or more"):
         parse_lexicon("good\n", "en")
-
-
-def test_lexicon_loads_from_the_installed_package(tmp_path: Path) -> None:
-    src = tmp_path / "src"  # a copy, so that building leaves nothing in the checkout
-    src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, src / name)
-    shutil.copytree(ROOT / "mgi_core", src / "mgi_core",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w",
-                    str(tmp_path / "dist"), str(src)], check=True, capture_output=True,
-                   timeout=300)
-    (wheel,) = (tmp_path / "dist").glob("mgi-*.whl")
-    names = set(zipfile.ZipFile(wheel).namelist())
-    lexicon = {f"mgi_core/encoder/lexicon/{n}" for n in ("en.tsv", "zh.tsv", "zh_words.txt")}
-    assert lexicon <= names
-    site = tmp_path / "site"  # a pure-Python wheel unpacked is the installed package
-    zipfile.ZipFile(wheel).extractall(site)
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    code = ("from mgi_core.encoder import augment as a; print(a.__file__); "
-            "print(len(a.load_lexicon('en').groups), len(a.load_lexicon('zh').vocabulary))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, capture_output=True,
-                         text=True, timeout=120, env={"PYTHONPATH": str(site), "PATH": ""})
-    assert out.returncode == 0, out.stderr
-    where, sizes = out.stdout.splitlines()
-    assert Path(where).is_relative_to(site)
-    assert sizes == f"{len(load_lexicon('en').groups)} {len(load_lexicon('zh').vocabulary)}"
 
 
 # ------------------------------------------------------------------------------ back-translation
