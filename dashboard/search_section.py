@@ -22,6 +22,7 @@ from mgi_core.jobs.manager import active_job, refresh_jobs, start_job
 from mgi_core.store import Store
 from mgi_core.store import search as rows
 
+SEARCH_REVIEWS = 1000  # the page's default budget per trial (training reviews)
 CAPTION = (
     "Trials of a study: each fine-tunes a fresh encoder with the base config and the trial's "
     "values, on the train reviews, and is worth its validation objective (Σ λ·loss over the "
@@ -46,7 +47,7 @@ def show_search(store: Store, dataset: str) -> None:
         st.caption(f"No hyper-parameter search on {plain(dataset)} yet. Run one with "
                    f"`{view.search_command(dataset)}` (every option of `train` sets the "
                    "base config; `--space` the searched fields), or start one here with the "
-                   "default training settings.")
+                   "default training settings on a budget of training reviews per trial.")
         if running is None:
             _start_form(store, dataset)
         _show_outcome()
@@ -108,7 +109,9 @@ def _start_search(store: Store, dataset: str) -> None:
     try:
         request = searching.SearchRequest(searching.default_study_name(dataset),
                                           int(state["metrics_search_trials_n"]))
-        study = start_job(store, "search", dataset, TrainConfig(), search=request.to_dict())
+        budget = int(state["metrics_search_reviews"]) or None  # 0: every training review
+        study = start_job(store, "search", dataset, TrainConfig(max_train_reviews=budget),
+                          search=request.to_dict())
     except MgiError as exc:
         state["metrics_search_outcome"] = exc
     else:
@@ -118,9 +121,14 @@ def _start_search(store: Store, dataset: str) -> None:
 
 
 def _start_form(store: Store, dataset: str) -> None:
-    left, right = st.columns([1, 3], vertical_alignment="bottom")
+    left, middle, right = st.columns([1, 1, 2], vertical_alignment="bottom")
     left.number_input("Trials", min_value=1, max_value=searching.MAX_TRIALS,
                       value=searching.DEFAULT_TRIALS, key="metrics_search_trials_n")
+    middle.number_input("Training reviews per trial", min_value=0, value=SEARCH_REVIEWS,
+                        step=500, key="metrics_search_reviews",
+                        help="Each trial fine-tunes on at most this many training reviews "
+                             "(0 = all): a small budget keeps a search to minutes per trial "
+                             "on a CPU.")
     right.button("Start a search", key="metrics_search_start", icon=":material/tune:",
                  on_click=_start_search, args=(store, dataset),
                  help="Runs the trials in a background job on this machine.")

@@ -101,7 +101,9 @@ def form_input(name: str) -> FormInput:
         small = 0 < default < 0.01
         spec["step"] = 10.0 ** (math.floor(math.log10(default)) - 1) if small else (
             0.5 if default >= 1 else 0.01)
-        spec["format"] = "%.1e" if small else None
+        # Two decimals unless the default has more (0.025 would show as 0.03).
+        spec["format"] = "%.1e" if small else (None if round(default, 2) == default
+                                               else "%.3f")
         spec["min_value"] = None if spec["min_value"] is None else float(spec["min_value"])
     elif kind in ("choice", "multi"):
         spec["options"] = tuple(meta["choices"])

@@ -193,7 +193,7 @@ class TrainConfig(BaseConfig):
     )
     adalora_tinit: float = _f(
         0.1, "AdaLoRA: share of the steps trained at the initial rank before pruning starts.",
-        min=0.0, label="AdaLoRA warm-up share",
+        min=0.0, label="AdaLoRA warm-up",
     )
     adalora_tfinal: float = _f(
         0.2, "AdaLoRA: share of the last steps trained with the final budget fixed.", min=0.0,

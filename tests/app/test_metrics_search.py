@@ -94,13 +94,16 @@ def test_without_a_study_the_cli_command_and_a_search_in_the_background(
     assert "Hyper-parameter search" in _texts(at.header)
     assert "python -m mgi_core search --dataset demo --trials 10" in _texts(at.caption)
     at.number_input(key="metrics_search_trials_n").set_value(3)
+    assert at.number_input(key="metrics_search_reviews").value == 1000  # a budget per trial
+    at.number_input(key="metrics_search_reviews").set_value(500)
     at.button(key="metrics_search_start").click()
     at = _run(at)
     assert "Started search **demo-search** on demo in the background" in _texts(at.success)
     [job] = list_jobs(demo)
     assert (job["kind"], job["version"], job["status"]) == ("search", "demo-search", "running")
-    spec = json.loads((no_spawn[0] / "job.json").read_text())["search"]
-    assert (spec["study"], spec["n_trials"]) == ("demo-search", 3)
+    job_file = json.loads((no_spawn[0] / "job.json").read_text())
+    assert (job_file["search"]["study"], job_file["search"]["n_trials"]) == ("demo-search", 3)
+    assert job_file["config"]["max_train_reviews"] == 500
     at = _run(at)  # while it runs: said, and no second start
     assert "Search **demo-search** is running: 0 of 3 trials complete" in _texts(at.info)
     assert not [b for b in at.button if b.key == "metrics_search_start"]
