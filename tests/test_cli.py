@@ -165,7 +165,7 @@ def test_train_args_round_trip_to_the_intended_config() -> None:
         eval_max_reviews=50, seed=7, deterministic=False, device="cpu", embed_batch_size=8,
         embed_max_seq_length=48, adalora_init_rank=8, adalora_target_rank=2,
         adalora_tinit=0.2, adalora_tfinal=0.3, adalora_delta_t=3, adversarial="pgd",
-        adv_epsilon=0.5, pgd_steps=2, pgd_alpha=0.1, augment=("swap", "synonym"),
+        adv_epsilon=0.5, pgd_steps=2, pgd_alpha=0.2, augment=("swap", "synonym"),
         augment_rate=0.2, augment_share=0.3, backtranslation_model="/models/bt",
         task_weighting="uncertainty", weighting_learning_rate=0.01)
     assert all(getattr(intended, f.name) != TrainConfig.default(f.name)
