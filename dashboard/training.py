@@ -246,6 +246,20 @@ def validation_figure(events: Sequence[Mapping[str, Any]]) -> go.Figure:
     return _layout(fig, title, x="epoch", y="score")
 
 
+def describe_strategy(version: Mapping[str, Any]) -> str | None:
+    """The version's strategy with the training options it used: 'lora + fgm + learned λ'."""
+    config = version.get("config") or {}
+    options = []
+    if config.get("adversarial", "none") != "none":
+        options.append(f"{config['adversarial']} ε={config.get('adv_epsilon')}")
+    if config.get("augment"):
+        options.append("augment")
+    if config.get("task_weighting", "fixed") != "fixed":
+        options.append("learned λ")
+    return " + ".join([version.get("strategy") or "?", *options]) if options else \
+        version.get("strategy")
+
+
 def versions_frame(versions: Sequence[Mapping[str, Any]],
                    embedded: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
     """The versions table: one row per version with its headline validation metrics.
@@ -257,7 +271,7 @@ def versions_frame(versions: Sequence[Mapping[str, Any]],
     rows = []
     for v in versions:
         metrics = v.get("metrics") or {}
-        dataset, strategy = v.get("dataset"), v.get("strategy")
+        dataset, strategy = v.get("dataset"), describe_strategy(v)
         if v.get("kind") == "base":
             dataset = ", ".join((embedded or {}).get(v["version"], ())) or "—"
             strategy = BASE_STRATEGY

@@ -148,6 +148,15 @@ def test_strategy_curves_survive_the_stored_log() -> None:
     assert strategy_figures(EVENTS) == []  # a fixed-λ LoRA run draws none
 
 
+def test_the_strategy_column_names_the_training_options() -> None:
+    plain = {"version": "v1", "strategy": "lora", "config": {"adversarial": "none"}}
+    tuned = {"version": "v2", "strategy": "adalora", "config": {
+        "adversarial": "fgm", "adv_epsilon": 0.25, "augment": ["swap"],
+        "task_weighting": "uncertainty"}}
+    frame = versions_frame([plain, tuned])
+    assert frame["strategy"].tolist() == ["lora", "adalora + fgm ε=0.25 + augment + learned λ"]
+
+
 def test_versions_frame_has_the_headline_metrics() -> None:
     versions = [
         {"version": "v2", "kind": "fine-tuned", "dataset": "d", "strategy": "lora",
