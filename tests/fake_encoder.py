@@ -72,8 +72,9 @@ def register_fake_version(store: Store, dataset: str, vocab: list[str],
 
 
 def add_search_and_ablation_rows(store, dataset: str, version: str) -> None:
-    """A search study with one trial and a training ablation row of ``dataset`` (for the
-    tests that check a dataset's rows are found in every table)."""
+    """A search study with one trial, a training ablation row, an append and a record of
+    forgotten data of ``dataset`` (for the tests that check a dataset's rows are found in
+    every table)."""
     cur = store.cursor()
     cur.execute("INSERT INTO search_studies (study, dataset, base_config, space, objective, "
                 "direction) VALUES (?, ?, '{}', '{}', 'val/objective', 'minimize')",
@@ -82,3 +83,9 @@ def add_search_and_ablation_rows(store, dataset: str, version: str) -> None:
                 "VALUES (?, ?, 0, 'complete', '{}', 1.0)", [f"s_{dataset}", dataset])
     cur.execute("INSERT INTO training_ablations (name, dataset, variant, version, overrides) "
                 "VALUES (?, ?, 'reference', ?, '{}')", [f"a_{dataset}", dataset, version])
+    cur.execute("INSERT INTO dataset_appends (dataset, seq, file_name, file_hash, "
+                "first_review_id, last_review_id, n_reviews, n_rejected, n_users, "
+                "n_new_users, n_moved) VALUES (?, 1, 'more.csv', 'h', 0, 0, 0, 0, 0, 0, 0)",
+                [dataset])
+    cur.execute("INSERT INTO forgotten_data (version, dataset, n_reviews) VALUES (?, ?, 1)",
+                [version, dataset])

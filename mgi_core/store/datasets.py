@@ -27,11 +27,12 @@ DATASET_COLUMNS = (
 PURGED_TABLES = (
     "reviews", "items", "ingest_rejects", "embedding_sets", "review_head_probs",
     "user_profiles", "evaluations", "per_user_metrics", "fusion_weights", "jobs",
-    "search_studies", "search_trials", "training_ablations",
+    "search_studies", "search_trials", "training_ablations", "dataset_appends",
 )
 # Tables with a ``dataset`` column that a purge keeps: a model version trained on a dataset
-# outlives it (its row and training log stay; ``versions.retire_unembedded`` retires it).
-KEPT_TABLES = ("model_versions",)
+# outlives it (its row and training log stay; ``versions.retire_unembedded`` retires it), and
+# so does the record that it was trained with data since forgotten (``forgotten_data``).
+KEPT_TABLES = ("model_versions", "forgotten_data")
 
 SNAPSHOT_COLUMNS = (
     "review_id", "user_id", "item_id", "text", "rating", "ts", "row_number", "split",

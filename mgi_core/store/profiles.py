@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -150,6 +151,42 @@ def replace_profiles(
     """
     replace_profiles_in_batches(store, version, dataset, int(vectors.shape[1]),
                                 [(rows, vectors)])
+
+
+def compact_vector_rows(tx: duckdb.DuckDBPyConnection, version: str, dataset: str,
+                        d: int) -> int:
+    """Number the profile vectors of (version, dataset) 0..m-1 again, on the caller's
+    transaction cursor, after profile rows of some users were removed or replaced.
+
+    Vectors no profile row points at are deleted; the others are numbered in (user_id,
+    vector_row) order, so the result is the numbering a full build gives (users in byte
+    order, each user's rows in the order they were built). Returns m.
+    """
+    table = profile_vector_table(d)
+    exists = tx.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND table_name = ?", [table]).fetchall()[0][0]
+    if not exists:
+        return 0
+    tx.execute(
+        f"""DELETE FROM {table} v WHERE v.version = ? AND v.dataset = ? AND NOT EXISTS (
+                SELECT 1 FROM user_profiles p WHERE p.version = v.version
+                AND p.dataset = v.dataset AND p.vector_row = v.vector_row)""",
+        [version, dataset])
+    renumber = f"_mgi_renumber_{uuid.uuid4().hex[:12]}"
+    tx.execute(
+        f"""CREATE TEMP TABLE {renumber} AS
+            SELECT vector_row AS old,
+                   row_number() OVER (ORDER BY user_id, vector_row) - 1 AS new
+            FROM user_profiles WHERE version = ? AND dataset = ?""", [version, dataset])
+    for t in ("user_profiles", table):
+        tx.execute(
+            f"""UPDATE {t} SET vector_row = m.new FROM {renumber} m
+                WHERE {t}.version = ? AND {t}.dataset = ? AND {t}.vector_row = m.old
+                AND m.old <> m.new""", [version, dataset])
+    n = tx.execute(f"SELECT count(*) FROM {renumber}").fetchall()[0][0]
+    tx.execute(f"DROP TABLE {renumber}")
+    return int(n)
 
 
 STAGING_PREFIX = "_mgi_profiles_build_"  # + pid + "_" + token; one table pair per build

@@ -236,6 +236,40 @@ MIGRATIONS.append(
     """
 )
 
+MIGRATIONS.append(
+    # 5 -> 6: interests over time and users' privacy (README, "Privacy" and "Appending
+    # reviews"): what an ingest redacted and whether it hashed user ids, the recency
+    # half-life of a dataset's profiles, each append, and which versions were trained on
+    # reviews that were later forgotten (counts only: no id of a forgotten user is kept).
+    """
+    ALTER TABLE datasets ADD COLUMN redactions VARCHAR;           -- JSON {kind: n reviews}
+    ALTER TABLE datasets ADD COLUMN user_id_hashing VARCHAR;      -- NULL | 'sha256-salted'
+    ALTER TABLE datasets ADD COLUMN profile_half_life_days DOUBLE;  -- NULL: no recency decay
+    CREATE TABLE dataset_appends (
+        dataset         VARCHAR NOT NULL,
+        seq             INTEGER NOT NULL,       -- 1, 2, ... per dataset
+        file_name       VARCHAR NOT NULL,
+        file_hash       VARCHAR NOT NULL,
+        first_review_id BIGINT NOT NULL,        -- the appended rows' review ids
+        last_review_id  BIGINT NOT NULL,
+        n_reviews       BIGINT NOT NULL,
+        n_rejected      BIGINT NOT NULL,
+        n_users         BIGINT NOT NULL,        -- users with appended reviews
+        n_new_users     BIGINT NOT NULL,
+        n_moved         BIGINT NOT NULL,        -- held-out reviews moved to train
+        redactions      VARCHAR,                -- JSON {kind: n reviews}
+        appended_at     TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        PRIMARY KEY (dataset, seq)
+    );
+    CREATE TABLE forgotten_data (
+        version      VARCHAR NOT NULL,          -- trained with reviews since forgotten
+        dataset      VARCHAR NOT NULL,
+        n_reviews    BIGINT NOT NULL,           -- of one forgotten user
+        forgotten_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+    );
+    """
+)
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Tables a caller may name dynamically (identifiers are never taken from user input).
@@ -243,5 +277,5 @@ TABLES = frozenset({
     "datasets", "reviews", "items", "ingest_rejects", "model_versions", "train_log",
     "embedding_sets", "jobs", "review_head_probs", "user_profiles", "evaluations",
     "per_user_metrics", "fusion_weights", "search_studies", "search_trials",
-    "training_ablations",
+    "training_ablations", "dataset_appends", "forgotten_data",
 })

@@ -102,8 +102,9 @@ def test_delete_removes_every_derived_row_and_leaves_other_datasets(derived) -> 
     delete_dataset(store, "toy")
 
     after = rows_of(store, "toy")
-    # The only rows left naming toy are the versions trained on it (fake, v_failed).
-    assert {t: n for t, n in after.items() if n} == {"model_versions": 2}
+    # The only rows left naming toy are the versions trained on it (fake, v_failed) and the
+    # record that fake was trained with data since forgotten.
+    assert {t: n for t, n in after.items() if n} == {"model_versions": 2, "forgotten_data": 1}
     assert rows_of(store, "other") == before_other
     fake = get_version(store, "fake", usable=False)
     assert fake["status"] == "retired" and "toy was deleted" in fake["message"]
@@ -125,7 +126,7 @@ def test_a_dataset_added_again_under_its_name_finds_nothing_stale(derived) -> No
     _ingest(store, path, "toy")
     fresh = {t: n for t, n in rows_of(store, "toy").items() if n}
     assert fresh == {"reviews": 8, "items": 4, "ingest_rejects": 1, "datasets": 1,
-                     "model_versions": 2}
+                     "model_versions": 2, "forgotten_data": 1}  # the versions' own records
     # No version is offered for the new data: not base (no embeddings of it yet), not the
     # retired one, nor the old failed run; the versions list still shows them all.
     assert list_versions(store, dataset="toy") == []
