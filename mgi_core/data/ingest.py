@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -208,6 +209,26 @@ def ingest_file(
             "new name, or delete that dataset first."
         )
 
+    return read_and_store(store, path, name, mapping, cfg, file_name, split_config,
+                          on_stage, NEW_DATASET)
+
+
+@dataclass(frozen=True)
+class RowSink:
+    """Where a validated file's rows go: an ingest makes a new dataset (``NEW_DATASET``),
+    an append (``mgi_core.data.append``) adds to a stored one. Both read and validate a
+    file the same way; they differ in more verdicts after the file's own duplicates
+    (``check(run, report)``) and in the writes (``store``, called as ``_store_rows``)."""
+
+    check: Callable[[IngestRun, IngestReport], None]
+    store: Callable[..., None] | None = None  # None: a new dataset's (``_store_rows``)
+
+
+def read_and_store(store: Store, path: Path, name: str,
+                   mapping: Mapping[str, str | None] | None, cfg: IngestConfig,
+                   file_name: str, split_config: SplitConfig | None,
+                   on_stage: StageCallback | None, sink: RowSink) -> IngestReport:
+    """Read, validate and store a file's rows through ``sink``, in one transaction."""
     # The hash is only recorded, so it is computed beside the reading (hashlib releases
     # the GIL) and awaited just before the registry row is written.
     stage = on_stage or _no_stage
@@ -231,7 +252,7 @@ def ingest_file(
                     try:
                         with ingest_transaction(store, scan, memory_limit) as run:
                             _load_and_store(run, kind, resolved, cfg, split_config, report,
-                                            digest, stage)
+                                            digest, stage, sink)
                         break
                     except duckdb.OutOfMemoryException:
                         if not memory_limit:
@@ -255,6 +276,7 @@ def _load_and_store(
     report: IngestReport,
     digest: Future[str],
     stage: StageCallback,
+    sink: RowSink,
 ) -> None:
     """The first pass and its verdicts, the checks on them, then the writes."""
     stage("reading", run.statement_fraction)
@@ -276,6 +298,7 @@ def _load_and_store(
         report.notices.append(notice)
     number_rows(run, n_malformed)
     mark_duplicates(run, mapping)
+    sink.check(run, report)
     report.rejected_by_reason = rejects_by_reason(run, n_malformed)
     report.n_rejected = sum(report.rejected_by_reason.values())
     if report.n_rejected:
@@ -294,7 +317,8 @@ def _load_and_store(
             f"No valid rows in {report.file_name}: {_reasons_text(report)}.", report
         )
     stage("storing", run.statement_fraction)
-    _store_rows(run, kind, mapping, cfg, split_config, report, line_offset, digest)
+    (sink.store or _store_rows)(run, kind, mapping, cfg, split_config, report, line_offset,
+                                digest)
 
 
 def _unknown() -> float | None:
@@ -350,6 +374,13 @@ def _store_rows(
         n_items=n_items, n_l1=n_l1, n_l2=n_l2, n_l3=n_l3, n_rejected=report.n_rejected,
         has_timestamp=has_ts,
     ))
+
+
+def _no_check(run: IngestRun, report: IngestReport) -> None:
+    return None
+
+
+NEW_DATASET = RowSink(_no_check)
 
 
 __all__ = [

@@ -21,6 +21,7 @@ from mgi_core.profiles.builder import UserProfiles, build_user_profiles
 from mgi_core.profiles.keywords import CorpusFrequencies
 from mgi_core.store import Store
 from mgi_core.store import profiles as profile_store
+from mgi_core.store.datasets import profile_half_life
 from mgi_core.store.embeddings import embedding_dim, review_vectors
 from mgi_core.store.versions import get_version
 
@@ -53,15 +54,25 @@ def _head_probs(
     return out
 
 
+def dataset_profile_config(store: Store, dataset: str) -> ProfileConfig:
+    """The profile settings of ``dataset``: the defaults, with its recency half-life
+    (``mgi half-life``; README, "Appending reviews")."""
+    return ProfileConfig(half_life_days=profile_half_life(store, dataset))
+
+
 def load_train_embeddings(
     store: Store, dataset: str, version: str, users: tuple[str, str] | None = None
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The dataset's train reviews and their ``version`` embeddings, row-aligned (only the
-    users from ``users[0]`` to ``users[1]`` when given)."""
+    users from ``users[0]`` to ``users[1]`` when given). Reviews appended since the
+    version's last update have no vector of it yet and are left out."""
     get_dataset(store, dataset)
     reviews = profile_store.train_reviews(store, dataset, users)
     ids, vecs = review_vectors(store, version, dataset, split="train", users=users)
     position = {int(r): k for k, r in enumerate(ids)}
+    embedded = np.array([int(r) in position for r in reviews["review_id"]], dtype=bool)
+    if not embedded.all():  # appended since the version's last update (``mgi update``)
+        reviews = reviews[embedded].reset_index(drop=True)
     return reviews, vecs[[position[int(r)] for r in reviews["review_id"]]]
 
 
@@ -108,7 +119,9 @@ def _build(
     users: tuple[str, str] | None = None, corpus: CorpusFrequencies | None = None,
     first_vector_row: int = 0,
 ) -> UserProfiles:
-    """``build_user_profiles`` of these train reviews with their head probabilities."""
+    """``build_user_profiles`` of these train reviews with their head probabilities (and
+    the dataset's recency half-life unless ``config`` is given)."""
+    config = config or dataset_profile_config(store, dataset)
     probs = _head_probs(store, version, dataset, reviews["review_id"].to_numpy(), heads, users)
     return build_user_profiles(reviews, vectors, config, probs, version, dataset,
                                corpus=corpus, first_vector_row=first_vector_row)

@@ -70,6 +70,32 @@ def get_dataset(store: Store, name: str) -> dict[str, Any]:
     )
 
 
+def profile_half_life(store: Store, name: str) -> float | None:
+    """The recency half-life (days) of dataset ``name``'s profiles; None: no decay."""
+    rows = store.cursor().execute(
+        "SELECT profile_half_life_days FROM datasets WHERE name = ?", [name]).fetchall()
+    if not rows:
+        get_dataset(store, name)  # raises DatasetNotFoundError
+    return None if rows[0][0] is None else float(rows[0][0])
+
+
+def set_profile_half_life(store: Store, name: str, days: float | None) -> int:
+    """Set dataset ``name``'s profile half-life and drop its stored profiles (every version
+    computes them again on next use, with the new weights), in one transaction. Returns the
+    number of (version) profile sets dropped."""
+    get_dataset(store, name)
+    with store.transaction() as tx:
+        versions = [v for (v,) in tx.execute(
+            "SELECT DISTINCT version FROM user_profiles WHERE dataset = ?", [name]).fetchall()]
+        tx.execute("UPDATE datasets SET profile_half_life_days = ? WHERE name = ?",
+                   [days, name])
+        tx.execute("DELETE FROM user_profiles WHERE dataset = ?", [name])
+        for table in vector_tables(tx):
+            if table.startswith("user_profile_vectors_"):
+                tx.execute(f"DELETE FROM {table} WHERE dataset = ?", [name])
+    return len(versions)
+
+
 def purge_dataset(target: Store | duckdb.DuckDBPyConnection, name: str) -> None:
     """Delete every row of dataset ``name``: its registry row and each table in
     ``PURGED_TABLES`` and ``vector_tables`` (every version's vectors of it).

@@ -36,15 +36,17 @@ def split_rows(run: IngestRun, config: SplitConfig) -> None:
     )
 
 
-def write_items(run: IngestRun, dataset: str, category_separator: str) -> None:
-    """The items of the valid rows into ``items``: first title, number of reviews, category.
+def write_items(run: IngestRun, dataset: str, category_separator: str,
+                into: str = "items") -> None:
+    """The items of the valid rows into ``items`` (or the table ``into``, of the same
+    columns: an append's staging table): first title, number of reviews, category.
 
     Category levels are computed once per distinct category path, not per row. An item's
     category is its most common path (ties: the one seen first in the file).
     """
     levels = category_levels_sql("category_raw", category_separator)
     run.tx.execute(
-        f"""INSERT INTO items
+        f"""INSERT INTO {into}
             WITH acc AS (SELECT row_number, item_id, title, category_raw FROM {run.rows}
                          WHERE reason IS NULL),
                  cats AS (SELECT category_raw, {levels}
