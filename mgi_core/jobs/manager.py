@@ -18,6 +18,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,9 +36,11 @@ from mgi_core.data.snapshot import export_snapshot
 from mgi_core.errors import JobError
 from mgi_core.jobs.run_files import TERMINAL, RunFiles, read_events, read_json, write_json_atomic
 from mgi_core.store import Store
+from mgi_core.store import embedding_updates as update_rows
 from mgi_core.store import jobs as job_rows
 from mgi_core.store import search as search_rows
 from mgi_core.store.datasets import get_dataset
+from mgi_core.store.embeddings import embedding_dim
 from mgi_core.store.jobs import FinishedRun, TrainingVersion
 from mgi_core.store.versions import BASE_VERSION, get_version, next_version_id
 
@@ -157,8 +160,8 @@ def _prepare_job(store: Store, kind: str, dataset: str, config: TrainConfig,
                  processes: int = 1, version: str | None = None,
                  engine: dict[str, Any] | None = None,
                  search: dict[str, Any] | None = None) -> tuple[str, Path]:
-    if kind not in ("train", "embed", "search"):
-        raise JobError(f"Unknown job kind {kind!r}; use train, embed or search.")
+    if kind not in ("train", "embed", "search", "update"):
+        raise JobError(f"Unknown job kind {kind!r}; use train, embed, search or update.")
     if not 1 <= int(processes) <= MAX_PROCESSES or (kind != "train" and processes != 1):
         raise JobError(f"processes must be 1 to {MAX_PROCESSES}, and 1 for an embed or "
                        f"search job (got {processes}).")
@@ -181,6 +184,11 @@ def _prepare_job(store: Store, kind: str, dataset: str, config: TrainConfig,
             raise JobError("A search job trains in its own process: version and engine are "
                            "options of an embedding job.")
         return _prepare_search(store, dataset, config, search or {})
+    if kind == "update":
+        if engine:
+            raise JobError("An update embeds the appended reviews in its own process: "
+                           "engine is an option of an embedding job.")
+        return _prepare_update(store, dataset, config, version)
     if kind == "train":
         version = next_version_id(store)
         name = version
@@ -251,6 +259,48 @@ def _prepare_search(store: Store, dataset: str, config: TrainConfig,
                         dataset=dataset, run_dir=run_dir, pid=os.getpid(),
                         pid_start=process_start_time(os.getpid()))
     return request.study, run_dir
+
+
+def _prepare_update(store: Store, dataset: str, config: TrainConfig,
+                    version: str | None) -> tuple[str, Path]:
+    """The run folder of an update job: the reviews of ``dataset`` that ``version`` (default:
+    the dataset's current version) has not embedded, appended since, and the items among
+    theirs that need a title vector (no train review, no vector of the version)."""
+    from mgi_core.profiles.incremental import current_version
+
+    version = version or current_version(store, dataset)
+    if version is None:
+        raise JobError(f"No version has embedded {dataset!r} yet, so there is nothing to "
+                       "update: embed it (Train page, or python -m mgi_core embed).")
+    d = embedding_dim(store, version, dataset)
+    info = get_version(store, version)
+    checkpoint = None
+    if version != BASE_VERSION or info.get("artefact_dir"):
+        config = _embed_with_version(store, version, config)
+        checkpoint = str(Path(config.base_model))
+    else:
+        own = info.get("config") or {}
+        own = json.loads(own) if isinstance(own, str) else own
+        config = dataclasses.replace(config, base_model=own.get("base_model",
+                                                                config.base_model))
+    run_dir = _make_run_dir(store, f"update-{version}-{dataset}-{uuid.uuid4().hex[:6]}")
+    files = RunFiles(run_dir)
+    n = update_rows.export_missing(store, version, dataset, d, files.snapshot)
+    if n == 0:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise JobError(f"{version} has embedded every review of {dataset!r}: nothing to "
+                       "update.")
+    job_id = uuid.uuid4().hex[:12]
+    write_json_atomic(files.job, {
+        "job_id": job_id, "kind": "update", "version": version, "dataset": dataset,
+        "config": config.to_dict(), "data_hash": "", "processes": 1,
+        "engine": {"name": "local"}, "checkpoint": checkpoint,
+        "cold_items": update_rows.items_needing_title_vectors(store, version, dataset, d),
+    })
+    job_rows.insert_job(store, job_id=job_id, kind="update", version=version,
+                        dataset=dataset, run_dir=run_dir, pid=os.getpid(),
+                        pid_start=process_start_time(os.getpid()))
+    return version, run_dir
 
 
 def _embed_with_version(store: Store, version: str, config: TrainConfig) -> TrainConfig:
@@ -384,9 +434,18 @@ def register_run(store: Store, job_id: str, kind: str, version: str, dataset: st
 
         search_rows.register_search(store, job_id, *read_study_file(run_dir))
         return
+    files = RunFiles(run_dir)
+    if kind == "update":
+        from mgi_core.profiles.incremental import apply_update
+
+        result = apply_update(
+            store, version, dataset, files.review_embeddings,
+            files.head_probs if files.head_probs.exists() else None,
+            files.item_embeddings if files.item_embeddings.exists() else None)
+        job_rows.close_job(store, job_id, kind, version, "finished", result.summary())
+        return
     from mgi_core.encoder.checkpoint import checkpoint_is_usable  # torch only when needed
 
-    files = RunFiles(run_dir)
     if kind == "train" and not checkpoint_is_usable(run_dir):
         raise ValueError("the run has no complete checkpoint")
     config_info = read_json(files.config) or {}

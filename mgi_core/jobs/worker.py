@@ -170,6 +170,9 @@ def run_job(run_dir: Path, should_stop: Callable[[], bool] | None = None) -> str
         if job["kind"] == "search":  # trials, each with a fresh encoder; no embedding
             _search(files, job, config, snapshot, status, stop)
             return status.data["state"]
+        if job["kind"] == "update":  # the appended reviews only, with an existing version
+            _update(files, job, config, snapshot, status, stop)
+            return status.data["state"]
         status.update(phase="loading encoder")
         distributed.init(world, choose_device(config.device).type)
         encoder = load_encoder(config.base_model, config.max_seq_length, config.device)
@@ -228,6 +231,56 @@ def run_job(run_dir: Path, should_stop: Callable[[], bool] | None = None) -> str
         status.update(state="failed", phase="failed", finished=time.time(),
                       message=f"{type(exc).__name__}: {exc}")
     return status.data["state"]
+
+
+def _update(files: RunFiles, job: dict[str, Any], config: TrainConfig,
+            snapshot: pd.DataFrame, status: _Status, stop: Callable[[], bool]) -> None:
+    """Embed the snapshot (the reviews a version has not embedded, appended since) with
+    that version: review vectors, head probabilities when it has heads, and the title
+    vectors of ``job['cold_items']``. The app applies them (``profiles.incremental``)."""
+    from mgi_core.encoder.checkpoint import load_checkpoint
+    from mgi_core.encoder.device import choose_device
+    from mgi_core.encoder.fast import encode_path_here
+    from mgi_core.encoder.model import load_encoder
+    from mgi_core.encoder.train import TrainingCancelled
+
+    status.update(phase="loading encoder")
+    model = None
+    if job.get("checkpoint"):
+        model, _ = load_checkpoint(Path(job["checkpoint"]), choose_device(config.device))
+        encoder = model.encoder
+    else:
+        encoder = load_encoder(config.base_model, config.embed_max_seq_length, config.device)
+    encoder.max_seq_length = config.embed_max_seq_length
+    info = encoder.device_info
+    embed_path = encode_path_here(info.type, info.autocast_dtype)
+    status.update(device=f"{info.describe()}; embedding: {embed_path.describe()}",
+                  phase="embedding", done=0, total=len(snapshot))
+
+    def progress(done: int, total: int) -> None:
+        if stop():
+            raise TrainingCancelled("The update was cancelled.")
+        status.update(done=done, total=total)
+
+    texts = snapshot["text"].astype(str).tolist()
+    heads = HeadProbabilities(model, len(texts))
+    vecs = encoder.encode(texts, config.embed_batch_size, progress, heads.collect,
+                          path=embed_path)
+    review_ids = pa.array(snapshot["review_id"].astype("int64"))
+    _write_vectors(files.review_embeddings, review_ids, "review_id", vecs)
+    heads.write(files.head_probs, review_ids)
+    cold = set(job.get("cold_items") or [])
+    if cold:
+        have = set(snapshot["item_id"].astype(str)) - cold
+        ids, cold_vecs = cold_item_vectors(
+            snapshot, have, lambda t: encoder.encode(t, config.embed_batch_size,
+                                                     path=embed_path))
+        if ids:
+            _write_vectors(files.item_embeddings, pa.array(ids, pa.string()), "item_id",
+                           np.stack(cold_vecs),
+                           {"n_train_reviews": pa.array([0] * len(ids), pa.int64())})
+    status.update(state="finished", phase="done", dim=int(vecs.shape[1]),
+                  finished=time.time())
 
 
 def _join_shards(files: RunFiles, world, vecs: np.ndarray, heads: HeadProbabilities,

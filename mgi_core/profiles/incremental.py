@@ -51,6 +51,12 @@ class UpdateResult:
     n_items: int  # item vectors written again
     n_users: int  # users whose profile was built again (0: no stored profiles)
 
+    def summary(self) -> str:
+        profiles = (f"the profiles of {self.n_users:,} users rebuilt" if self.n_users
+                    else "no stored profiles to update (built on first use)")
+        return (f"{self.n_reviews:,} new review vectors, {self.n_items:,} item vectors "
+                f"updated, {profiles}.")
+
 
 def current_version(store: Store, dataset: str) -> str | None:
     """The version an append updates by default: the newest ready version that has

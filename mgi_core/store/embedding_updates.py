@@ -69,6 +69,21 @@ def reviews_touched(store: Store, dataset: str, review_ids: Sequence[int]) -> pd
     ).df()
 
 
+def items_needing_title_vectors(store: Store, version: str, dataset: str, d: int) -> list[str]:
+    """Items of ``dataset`` with a title but no train review and no ``version`` vector
+    (appended with held-out reviews only): the update job embeds their title."""
+    rows = store.cursor().execute(
+        f"""SELECT i.item_id FROM items i
+            WHERE i.dataset = ? AND i.title IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.dataset = i.dataset
+                              AND r.item_id = i.item_id AND r.split = 'train')
+              AND NOT EXISTS (SELECT 1 FROM {item_table(d)} e WHERE e.version = ?
+                              AND e.dataset = i.dataset AND e.item_id = i.item_id)
+            ORDER BY i.item_id""",
+        [dataset, version]).fetchall()
+    return [i for (i,) in rows]
+
+
 def train_reviews_of_users(store: Store, dataset: str, users: Sequence[str]) -> pd.DataFrame:
     """The train reviews of ``users`` with item levels, in review_id order (the columns of
     ``profiles.train_reviews``)."""
