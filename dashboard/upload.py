@@ -83,6 +83,10 @@ def mapping_from_choices(chosen: Mapping[str, str | None]) -> dict[str, str | No
     return {col: None if src == NONE else src for col, src in chosen.items() if src is not None}
 
 
+def _label(field: str) -> str:
+    return IngestConfig.field_info(field).metadata["label"]
+
+
 def delimiter_name(delimiter: str | None) -> str:
     """The delimiter in words (``—`` for none, e.g. Parquet)."""
     return DELIMITERS.get(delimiter or "", "—")
@@ -127,7 +131,9 @@ def ingest(store: Store, upload: Any) -> None:
     result: dict[str, Any] = {"file_id": upload.file_id, "error": None}
     try:
         config = IngestConfig(category_separator=state["data_sep"], strict=state["data_strict"],
-                              rating_min=state["data_rmin"], rating_max=state["data_rmax"])
+                              rating_min=state["data_rmin"], rating_max=state["data_rmax"],
+                              redact_pii=state["data_redact"],
+                              hash_user_ids=state["data_hash_ids"])
         report = ingest_file(store, staged["path"], state["data_name"].strip(), mapping, config,
                              file_name=upload.name)
     except MgiError as exc:
@@ -169,6 +175,11 @@ def show_staged(upload: Any, staged: dict[str, Any], store: Store) -> None:
                               key="data_rmax", help=IngestConfig.help("rating_max"))
             strict.checkbox("Strict (all or nothing)", DEFAULTS.strict, key="data_strict",
                             help=IngestConfig.help("strict"))
+            redact, hashed = st.columns(2)
+            redact.checkbox(_label("redact_pii"), DEFAULTS.redact_pii, key="data_redact",
+                            help=IngestConfig.help("redact_pii"))
+            hashed.checkbox(_label("hash_user_ids"), DEFAULTS.hash_user_ids, key="data_hash_ids",
+                            help=IngestConfig.help("hash_user_ids"))
         st.form_submit_button("Ingest", type="primary", key="data_ingest", on_click=ingest,
                               args=(store, upload), icon=":material/upload:")
     result = st.session_state.get("data_result")

@@ -96,6 +96,13 @@ class IngestConfig(BaseConfig):
     max_bytes: int = _f(4 * 1024**3, "Largest file size in bytes accepted.", min=1)
     min_year: int = _f(1971, "Earliest plausible review date (year); earlier rejects the row.")
     max_year: int = _f(2100, "Latest plausible review date (year); later rejects the row.")
+    redact_pii: bool = _f(
+        True, "Replace e-mail addresses, phone numbers and URLs in review text with [email], "
+        "[phone], [url] before storing.", label="Redact e-mail addresses, phones and URLs")
+    hash_user_ids: bool = _f(
+        False, "Store user ids as salted SHA-256 hashes; the salt stays outside the database "
+        "($MGI_USER_ID_SALT, the file named by $MGI_SALT_FILE, or ~/.config/mgi/user_id_salt, "
+        "made on first use).", label="Hash user ids")
 
     def __post_init__(self) -> None:
         if not self.category_separator:

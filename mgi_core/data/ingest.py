@@ -33,7 +33,14 @@ from mgi_core.data.files import (
     sniff_file,
     transcode_to_utf8,
 )
-from mgi_core.data.ingest_report import FileInspection, IngestReport, registered_report
+from mgi_core.data.ingest_report import (
+    UNREDACTED,
+    FileInspection,
+    IngestReport,
+    hashing_notice,
+    registered_report,
+)
+from mgi_core.data.privacy import salt_source, user_id_salt
 from mgi_core.errors import DatasetExistsError, DataValidationError
 from mgi_core.store import Store
 from mgi_core.store.ingest_reader import (
@@ -46,6 +53,7 @@ from mgi_core.store.ingest_reader import (
 from mgi_core.store.ingest_registry import IngestedFile, register_dataset, registered_file
 from mgi_core.store.ingest_run import IngestRun, ingest_transaction
 from mgi_core.store.ingest_settings import MEMORY_LIMIT
+from mgi_core.store.ingest_sql import HASHED_USER_IDS
 from mgi_core.store.ingest_validate import (
     ORDER_ONLY,
     YYYYMMDD,
@@ -280,7 +288,11 @@ def _load_and_store(
 ) -> None:
     """The first pass and its verdicts, the checks on them, then the writes."""
     stage("reading", run.statement_fraction)
-    n_raw, n_malformed = load_narrow_pass(run, mapping, cfg)
+    salt = user_id_salt() if cfg.hash_user_ids else None  # a parameter, never stored
+    n_raw, n_malformed = load_narrow_pass(run, mapping, cfg, salt)
+    if salt is not None:
+        report.user_id_hashing = HASHED_USER_IDS
+        report.notices.append(hashing_notice(salt_source()))
     stage("validating", run.statement_fraction)
     if n_raw + n_malformed > cfg.max_rows:
         raise DataValidationError(
@@ -357,7 +369,10 @@ def _store_rows(
     if report.n_rejected:
         write_rejects(run, name, cfg, line_offset)
     n_users, n_items, has_ts = accepted_counts(run)
-    write_reviews(run, mapping, name, report.n_read, report.n_accepted)
+    report.redactions = write_reviews(run, mapping, name, report.n_read, report.n_accepted,
+                                      redact=cfg.redact_pii)
+    if not cfg.redact_pii:
+        report.notices.append(UNREDACTED)
     n_l1, n_l2, n_l3 = level_counts(run, name)
     report.n_users, report.n_items = n_users, n_items
     if "timestamp" not in mapping or not has_ts:
@@ -372,7 +387,8 @@ def _store_rows(
         file_format=kind.format, encoding=kind.encoding or "parquet", delimiter=kind.delimiter,
         mapping=mapping, config=cfg.to_json(), n_reviews=report.n_accepted, n_users=n_users,
         n_items=n_items, n_l1=n_l1, n_l2=n_l2, n_l3=n_l3, n_rejected=report.n_rejected,
-        has_timestamp=has_ts,
+        has_timestamp=has_ts, redactions=report.redactions if cfg.redact_pii else None,
+        user_id_hashing=report.user_id_hashing,
     ))
 
 

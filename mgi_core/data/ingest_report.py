@@ -10,6 +10,7 @@ from mgi_core.data.files import FileKind
 from mgi_core.errors import DatasetNotFoundError
 from mgi_core.store import Store
 from mgi_core.store.ingest_registry import registered_file, stored_rejects_by_reason
+from mgi_core.store.redaction import describe
 
 
 @dataclass
@@ -33,6 +34,10 @@ class IngestReport:
     notices: list[str] = field(default_factory=list)
     unchanged: bool = False
     committed: bool = False
+    # {kind: stored reviews with at least one redaction} for 'email', 'phone', 'url';
+    # empty when the text was stored unredacted (IngestConfig.redact_pii off).
+    redactions: dict[str, int] = field(default_factory=dict)
+    user_id_hashing: str | None = None  # 'sha256-salted' when user ids are hashed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,7 +54,13 @@ class IngestReport:
         )
         if self.rejected_by_reason:
             head += ": " + "; ".join(f"{r} ({n:,})" for r, n in self.rejected_by_reason.items())
-        return head + "."
+        redacted = self.redaction_text()
+        return head + "." + (f" {redacted}" if redacted else "")
+
+    def redaction_text(self) -> str:
+        """What was redacted, as a sentence ('' when nothing was)."""
+        found = describe(self.redactions)
+        return f"Personal data redacted: {found}." if found else ""
 
 
 @dataclass
@@ -77,4 +88,17 @@ def registered_report(store: Store, name: str) -> IngestReport:
         mapping=row.mapping, n_read=row.n_reviews + row.n_rejected, n_accepted=row.n_reviews,
         n_rejected=row.n_rejected, n_users=row.n_users, n_items=row.n_items,
         rejected_by_reason=stored_rejects_by_reason(store, name), committed=True,
+        redactions=dict(row.redactions or {}), user_id_hashing=row.user_id_hashing,
     )
+
+
+# The report's notice when the text was stored without redaction.
+UNREDACTED = ("Redaction is off: e-mail addresses, phone numbers and URLs in the review text "
+              "are stored as they are.")
+
+
+def hashing_notice(salt_source: str) -> str:
+    """The report's notice when user ids are hashed (``salt_source``: where the salt is)."""
+    return ("User ids are stored as salted SHA-256 hashes; the salt is kept outside the "
+            f"database ({salt_source}). Keep it: without it a user cannot be found by the "
+            "original id (e.g. to forget them).")

@@ -19,6 +19,11 @@ class IngestedFile:
         encoding: the CSV's text encoding, ``'parquet'`` for a Parquet file.
         mapping: ``{canonical column: file column}`` used.
         config: the ingest configuration, as JSON.
+        redactions: ``{kind: reviews with at least one redaction}`` (``email``, ``phone``,
+            ``url``), stored as JSON; None when the text was stored unredacted (or before
+            redaction existed).
+        user_id_hashing: how user ids are stored: None (as in the file) or
+            ``'sha256-salted'``.
     """
 
     name: str
@@ -37,6 +42,8 @@ class IngestedFile:
     n_l3: int
     n_rejected: int
     has_timestamp: bool
+    redactions: dict[str, int] | None = None  # {kind: reviews redacted}; None: not redacted
+    user_id_hashing: str | None = None  # 'sha256-salted' (ingest_sql.HASHED_USER_IDS) or None
 
 
 _COLUMNS = ", ".join(f.name for f in fields(IngestedFile))
@@ -45,7 +52,10 @@ _COLUMNS = ", ".join(f.name for f in fields(IngestedFile))
 def register_dataset(tx: duckdb.DuckDBPyConnection, entry: IngestedFile) -> None:
     """Insert the registry row of a new dataset, on the ingest's transaction cursor."""
     values: list[Any] = list(astuple(entry))
-    values[[f.name for f in fields(IngestedFile)].index("mapping")] = json.dumps(entry.mapping)
+    names = [f.name for f in fields(IngestedFile)]
+    values[names.index("mapping")] = json.dumps(entry.mapping)
+    if entry.redactions is not None:
+        values[names.index("redactions")] = json.dumps(entry.redactions, sort_keys=True)
     tx.execute(
         f"INSERT INTO datasets ({_COLUMNS}) VALUES ({', '.join('?' * len(values))})", values
     )
@@ -60,6 +70,8 @@ def registered_file(store: Store, name: str) -> IngestedFile | None:
         return None
     values = dict(zip((f.name for f in fields(IngestedFile)), row, strict=True))
     values["mapping"] = json.loads(values["mapping"])
+    if values["redactions"] is not None:
+        values["redactions"] = json.loads(values["redactions"])
     return IngestedFile(**values)
 
 

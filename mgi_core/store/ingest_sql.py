@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from typing import Any
 
 from mgi_core.config import IngestConfig
 from mgi_core.store.ingest_reader import LONG_LINE_SIZE
+from mgi_core.store.redaction import flags_ctes, redacted_text_sql
 from mgi_core.store.sql import quote_identifier
 
 # Reject reasons set by the ingest's own statements (the others are in validated_rows_sql).
@@ -29,6 +31,8 @@ RECORD_REASONS = {
 # The error a second-pass statement raises when a row is not the first pass's.
 CHANGED = "MGI: the file changed while it was being read"
 DATE_FORMATS = ["%m/%d/%Y", "%d.%m.%Y", "%m %d, %Y", "%Y/%m/%d", "%d/%m/%Y %H:%M", "%Y%m%d"]
+# datasets.user_id_hashing of a dataset whose user ids are sha256(salt || user_id), hex.
+HASHED_USER_IDS = "sha256-salted"
 
 
 def mapped_column(mapping: Mapping[str, str], name: str) -> str:
@@ -39,12 +43,24 @@ def mapped_column(mapping: Mapping[str, str], name: str) -> str:
 
 
 def validated_rows_sql(reader: str, mapping: Mapping[str, str], cfg: IngestConfig,
-                       parquet: bool) -> str:
-    """SELECT over the file giving canonical columns, parsed values and a reason.
+                       parquet: bool, salt: str | None = None) -> tuple[str, list[Any]]:
+    """SELECT over the file giving canonical columns, parsed values and a reason, and the
+    parameters that follow the reader's (then comes ``LIMIT ?``, the row cap).
 
     Narrow: the text itself is kept only for rejected rows (for the reject report); every
-    row keeps its length, which the second pass checks. ``LIMIT ?`` is the row cap.
+    row keeps its length, which the second pass checks. With ``cfg.redact_pii`` each valid
+    row's ``pii`` is the bit mask of the personal data a redaction of its text replaces
+    (``store.redaction.flags_ctes``; the second pass redacts only rows where it is not 0);
+    otherwise NULL (not looked for). With a ``salt``, ``user_id`` is
+    ``sha256(salt || user_id)`` from here on: no table holds the raw id.
     """
+    flags, params, pii = "", [], "NULL::UTINYINT AS pii"
+    if cfg.redact_pii:
+        flags, params = flags_ctes("judged", "text", "reason IS NULL", "pii_flags")
+        flags, pii = f", {flags}", "pii"
+    user_id = "user_id"
+    if salt is not None:
+        user_id, params = "sha256(? || user_id) AS user_id", [*params, salt]
     col = functools.partial(mapped_column, mapping)
     row_number = "file_row_number + 1 AS row_number," if parquet else ""
     return f"""
@@ -85,16 +101,17 @@ def validated_rows_sql(reader: str, mapping: Mapping[str, str], cfg: IngestConfi
                     THEN 'unparseable timestamp'
             END AS reason
         FROM parsed
-    )
+    ){flags}
     SELECT {'row_number,' if parquet else ''}
-           user_id, item_id, rating, ts, ts_num, category_raw, title, reason,
+           {user_id}, item_id, rating, ts, ts_num, category_raw, title, reason,
            CAST(strlen(text) AS INTEGER) AS text_len,
            CASE WHEN reason IS NOT NULL THEN rating_raw END AS rating_raw,
            CASE WHEN reason IS NOT NULL THEN ts_raw END AS ts_raw,
-           CASE WHEN reason IS NOT NULL THEN text END AS rej_text
-    FROM judged
+           CASE WHEN reason IS NOT NULL THEN text END AS rej_text,
+           {pii}
+    FROM {'pii_flags' if flags else 'judged'}
     LIMIT ?
-    """
+    """, params
 
 
 def reject_detail_sql(cfg: IngestConfig, line_offset: int) -> str:
@@ -129,14 +146,25 @@ def checked_text_sql(text: str, same: str) -> str:
 
 
 def rejects_select_sql(rows: str, duplicate_texts: str, malformed: str, cfg: IngestConfig,
-                       line_offset: int) -> str:
+                       line_offset: int) -> tuple[str, list[Any]]:
     """Every rejected row as (line, row_number, reason, detail, user_id, item_id, rating,
     text): rows with a reason, their text from ``duplicate_texts`` for duplicates, then the
-    ``malformed`` records DuckDB refused."""
+    ``malformed`` records DuckDB refused; and the statement's parameters.
+
+    Their text is redacted as the stored reviews' is (``cfg.redact_pii``). A malformed
+    record's text is its whole line, raw user id included: with ``cfg.hash_user_ids`` it is
+    left out (NULL).
+    """
+    text, params = redacted_text_sql("text") if cfg.redact_pii else ("text", [])
+    line, line_params = "csv_line", []
+    if cfg.hash_user_ids:
+        line = "NULL::VARCHAR"
+    elif cfg.redact_pii:
+        line, line_params = redacted_text_sql(line)
     return f"""
         SELECT row_number + {line_offset} AS line, row_number, reason,
                {reject_detail_sql(cfg, line_offset)} AS detail,
-               user_id, item_id, rating_raw AS rating, text
+               user_id, item_id, rating_raw AS rating, {text} AS text
         FROM (SELECT r.row_number, r.reason, r.user_id, r.item_id, r.ts_raw, d.first_row,
                      coalesce(d.rating_raw, r.rating_raw) AS rating_raw,
                      coalesce(d.text, r.rej_text) AS text
@@ -144,6 +172,6 @@ def rejects_select_sql(rows: str, duplicate_texts: str, malformed: str, cfg: Ing
               WHERE r.reason IS NOT NULL)
         UNION ALL
         SELECT line, line - 1 AS row_number, reason,
-               error, NULL, NULL, NULL, csv_line
+               error, NULL, NULL, NULL, {line}
         FROM {malformed}
-    """
+    """, [*params, *line_params]

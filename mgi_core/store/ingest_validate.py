@@ -37,33 +37,40 @@ ORDER_ONLY = "order"  # resolve_timestamps: small numbers that only order the re
 
 
 def load_narrow_pass(run: IngestRun, mapping: Mapping[str, str],
-                     cfg: IngestConfig) -> tuple[int, int]:
+                     cfg: IngestConfig, salt: str | None = None) -> tuple[int, int]:
     """First, narrow pass: the validated rows into temp table ``t.raw``, in file order.
 
     Malformed CSV records (wrong number of fields) land in temp table ``t.rej`` with their
     line. A record longer than DuckDB's default line size makes the pass run again with
-    room for lines up to 16 MB. At most ``cfg.max_rows + 1`` rows are read.
+    room for lines up to 16 MB. At most ``cfg.max_rows + 1`` rows are read. Each valid
+    row's ``pii`` says what a redaction of its text replaces (``ingest_write.write_reviews``
+    redacts by it). With a ``salt`` (``IngestConfig.hash_user_ids``), user ids are stored
+    as ``sha256(salt || user_id)``; the salt travels as a parameter, never into a table.
 
     Returns:
         (rows read into ``t.raw``, malformed records).
 
     Raises:
         DataValidationError: DuckDB cannot read the file (its refusal is in the message).
+        ValueError: a ``salt`` without ``cfg.hash_user_ids``, or that setting without one.
     """
-    n_malformed = _load_raw(run, mapping, cfg)
+    if cfg.hash_user_ids != (salt is not None):
+        raise ValueError("load_narrow_pass: pass a salt exactly when cfg.hash_user_ids is on")
+    n_malformed = _load_raw(run, mapping, cfg, salt)
     n_raw, base = run.tx.execute(f"SELECT count(*), min(rowid) FROM {run.tables.raw}").fetchone()
     run.base = int(base or 0)
     return int(n_raw), n_malformed
 
 
-def _load_raw(run: IngestRun, mapping: Mapping[str, str], cfg: IngestConfig) -> int:
+def _load_raw(run: IngestRun, mapping: Mapping[str, str], cfg: IngestConfig,
+              salt: str | None) -> int:
     tx, scan, t = run.tx, run.scan, run.tables
     limit = cfg.max_rows + 1
     while True:
         reader, params = scan.reader(f"{t.rej}_e")
-        sql = validated_rows_sql(reader, mapping, cfg, parquet=not scan.is_csv)
+        sql, more = validated_rows_sql(reader, mapping, cfg, not scan.is_csv, salt)
         try:
-            tx.execute(f"CREATE TEMP TABLE {t.raw} AS {sql}", [*params, limit])
+            tx.execute(f"CREATE TEMP TABLE {t.raw} AS {sql}", [*params, *more, limit])
         except duckdb.OutOfMemoryException:
             raise
         except duckdb.Error as exc:
@@ -253,7 +260,7 @@ def rejected_rows(run: IngestRun, cfg: IngestConfig, line_offset: int,
     ``line_offset``: 1 when line 1 is a header (CSV), else 0.
     """
     t = run.tables
-    select = rejects_select_sql(run.rows, t.dtext, t.rej, cfg, line_offset)
-    cur = run.tx.execute(f"{select} ORDER BY line LIMIT ?", [limit])
+    select, params = rejects_select_sql(run.rows, t.dtext, t.rej, cfg, line_offset)
+    cur = run.tx.execute(f"{select} ORDER BY line LIMIT ?", [*params, limit])
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

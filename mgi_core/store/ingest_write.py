@@ -17,6 +17,7 @@ from mgi_core.store.ingest_categories import category_levels_sql
 from mgi_core.store.ingest_run import IngestRun
 from mgi_core.store.ingest_settings import ROW_GROUP_ROWS
 from mgi_core.store.ingest_sql import CHANGED, checked_text_sql, mapped_column, rejects_select_sql
+from mgi_core.store.redaction import KINDS, counts_sql, redacted_text_sql
 from mgi_core.store.reviews_splits import split_sql
 
 
@@ -75,11 +76,12 @@ def write_items(run: IngestRun, dataset: str, category_separator: str,
 def write_rejects(run: IngestRun, dataset: str, cfg: IngestConfig, line_offset: int) -> None:
     """Every rejected row into ``ingest_rejects`` (``line_offset``: 1 after a header)."""
     t = run.tables
+    select, params = rejects_select_sql(run.rows, t.dtext, t.rej, cfg, line_offset)
     run.tx.execute(
         f"""INSERT INTO ingest_rejects
             SELECT ?, line, row_number, reason, detail, user_id, item_id, rating, text
-            FROM ({rejects_select_sql(run.rows, t.dtext, t.rej, cfg, line_offset)})""",
-        [dataset],
+            FROM ({select})""",
+        [dataset, *params],
     )
 
 
@@ -103,7 +105,7 @@ def level_counts(run: IngestRun, dataset: str) -> tuple[int, int, int]:
 
 
 def write_reviews(run: IngestRun, mapping: Mapping[str, str], dataset: str, n_read: int,
-                  n_accepted: int) -> None:
+                  n_accepted: int, redact: bool = True) -> dict[str, int]:
     """Second pass: stream the file's text into ``reviews`` beside the narrow verdicts.
 
     CSV has no row number to join on, so the text is matched by position: a POSITIONAL
@@ -111,9 +113,19 @@ def write_reviews(run: IngestRun, mapping: Mapping[str, str], dataset: str, n_re
     (both in file order) in step, on one thread. Each row is checked against the first
     pass (CSV: the text's length; Parquet: the file's row number), or the statement fails.
 
+    With ``redact``, e-mail addresses, phone numbers and URLs in the text are replaced
+    (``store.redaction``) on the way in, only in the rows where the first pass found some
+    (``t.raw.pii``): only the redacted text is stored. The first pass must have looked for
+    them (``load_narrow_pass`` with ``IngestConfig.redact_pii``): pass that setting here.
+
+    Returns:
+        ``{kind: number of stored reviews with at least one redaction of that kind}`` for
+        ``email``, ``phone``, ``url``; ``{}`` without ``redact``.
+
     Raises:
         DataValidationError: the file changed since the first pass (other rows, or
             ``n_accepted`` valid rows no more).
+        ValueError: ``redact`` after a first pass that did not look for personal data.
     """
     tx, scan, t, settings = run.tx, run.scan, run.tables, run.settings
     if settings.memory_cap:
@@ -122,6 +134,10 @@ def write_reviews(run: IngestRun, mapping: Mapping[str, str], dataset: str, n_re
     offset = tx.execute("SELECT coalesce(max(review_id), 0) FROM reviews").fetchone()[0]
     text = mapped_column(mapping, "text")
     reader, params = scan.reader(f"{t.rej}_t")
+    stored, redaction, counts = "text", [], {}
+    if redact:
+        stored, redaction = redacted_text_sql("text", "pii")
+        counts = _redaction_counts(run)
     # CSV: the text's length must match; Parquet: the file's own row number.
     key = "" if scan.is_csv else "file_row_number + 1 AS rid, "
     same = "strlen(f.text) = v.text_len" if scan.is_csv else "f.rid = v.row_number"
@@ -132,13 +148,17 @@ def write_reviews(run: IngestRun, mapping: Mapping[str, str], dataset: str, n_re
         settings.set(preserve_insertion_order=False, write_buffer_row_group_count=1)
         tx.execute(
             f"""INSERT INTO reviews
-                SELECT {int(offset)} + s.row_number, ?, s.row_number, v.user_id, v.item_id,
-                       {checked_text_sql("f.text", same)}, v.rating, v.ts, s.split
-                FROM (SELECT {key}{text} AS text FROM {reader}) AS f
-                POSITIONAL JOIN {t.raw} AS v POSITIONAL JOIN {t.spl} AS s
-                -- a record beyond t.raw's (NULL row_number): the file grew, so fail
-                WHERE s.split IS NOT NULL OR s.row_number IS NULL""",
-            [dataset, *params],
+                SELECT review_id, dataset, row_number, user_id, item_id, {stored}, rating,
+                       ts, split
+                FROM (SELECT {int(offset)} + s.row_number AS review_id, ? AS dataset,
+                             s.row_number, v.user_id, v.item_id,
+                             {checked_text_sql("f.text", same)} AS text, v.rating, v.ts,
+                             s.split, v.pii
+                      FROM (SELECT {key}{text} AS text FROM {reader}) AS f
+                      POSITIONAL JOIN {t.raw} AS v POSITIONAL JOIN {t.spl} AS s
+                      -- a record beyond t.raw's (NULL row_number): the file grew, so fail
+                      WHERE s.split IS NOT NULL OR s.row_number IS NULL)""",
+            [*redaction, dataset, *params],
         )
         n = tx.fetchone()[0]
     except duckdb.Error as exc:
@@ -153,3 +173,17 @@ def write_reviews(run: IngestRun, mapping: Mapping[str, str], dataset: str, n_re
             f"{scan.name} changed while it was being read ({n:,} rows instead of "
             f"{n_accepted:,}); nothing was stored. Upload it again."
         )
+    return counts
+
+
+def _redaction_counts(run: IngestRun) -> dict[str, int]:
+    """``{kind: valid rows whose text holds that kind of personal data}``, from the first
+    pass's flags (a scan of the narrow table, not of the text)."""
+    *counts, unknown = run.tx.execute(
+        f"SELECT {counts_sql('pii')}, count(*) FILTER (WHERE pii IS NULL) FROM {run.tables.raw} "
+        "WHERE reason IS NULL"
+    ).fetchone()
+    if unknown:
+        raise ValueError("write_reviews(redact=True) after a first pass that did not look for "
+                         "personal data (IngestConfig.redact_pii was off): pass redact=False")
+    return {kind: int(n) for kind, n in zip(KINDS, counts, strict=True)}
