@@ -47,9 +47,10 @@ def next_interest_versions(versions: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def validation_table(versions: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """Best-epoch validation metrics per fine-tuned version (the Train page's headline)."""
+    """Best-epoch validation metrics per fine-tuned version (the Train page's headline), and
+    whether it was trained with forgotten data."""
     columns = ["version", "strategy", "status", "created_at",
-               *(label for label, _ in HEADLINE.values())]
+               *(label for label, _ in HEADLINE.values()), "forgotten data"]
     return versions_frame(tuned_versions(versions))[columns]
 
 

@@ -266,7 +266,8 @@ def versions_frame(versions: Sequence[Mapping[str, Any]],
 
     The base version is not trained on a dataset: its strategy reads ``BASE_STRATEGY`` and
     its dataset the datasets it has embedded (``embedded``: version → dataset names, as
-    ``embedded_datasets`` gives), '—' when none.
+    ``embedded_datasets`` gives), '—' when none. ``forgotten data`` names the versions
+    trained with reviews of users forgotten since (``forgotten_reviews``), '' for the others.
     """
     rows = []
     for v in versions:
@@ -279,13 +280,22 @@ def versions_frame(versions: Sequence[Mapping[str, Any]],
             "version": v["version"], "kind": v.get("kind"), "dataset": dataset,
             "strategy": strategy, "status": v.get("status"), "created_at": v.get("created_at"),
             **{label: _number(metrics.get(key)) for key, (label, _) in HEADLINE.items()},
+            "forgotten data": forgotten_note(v.get("forgotten_reviews")),
             "message": v.get("message"),
         })
     labels = [label for label, _ in HEADLINE.values()]
     columns = ["version", "kind", "dataset", "strategy", "status", "created_at", *labels,
-               "message"]
+               "forgotten data", "message"]
     frame = pd.DataFrame(rows, columns=columns).astype({label: "float64" for label in labels})
     return frame.assign(message=frame["message"].fillna(""))
+
+
+def forgotten_note(n_reviews: int | None) -> str:
+    """'trained with forgotten data (N reviews)' for a version whose training snapshot held
+    N reviews of users forgotten since; '' for none."""
+    if not n_reviews:
+        return ""
+    return f"trained with forgotten data ({n_reviews:,} review{'s' if n_reviews != 1 else ''})"
 
 
 def versions_note(job: Mapping[str, Any] | None, any_versions: bool) -> str | None:

@@ -19,6 +19,14 @@ VERSION_COLUMNS = (
 )
 
 
+# How many reviews of users since forgotten were in the version's training snapshots
+# (``forgotten_data``, written by ``store.forget``): 0 for a version trained on none.
+FORGOTTEN_REVIEWS = (
+    "(SELECT coalesce(sum(f.n_reviews), 0) FROM forgotten_data f "
+    "WHERE f.version = v.version)::BIGINT AS forgotten_reviews"
+)
+
+
 def _row_dict(names: list[str], row: tuple) -> dict[str, Any]:
     out = dict(zip(names, row, strict=True))
     for key in ("metrics", "config", "library_versions", "heads"):
@@ -34,8 +42,12 @@ def list_versions(store: Store, dataset: str | None = None,
     ``dataset``: those with embeddings for it (base included), and the runs on it that are
     not ready (running, failed, cancelled) made since the dataset was ingested: a dataset
     deleted and added again under its name is not offered the old one's versions.
+
+    Each row also has ``forgotten_reviews``: how many reviews of users forgotten since were
+    in its training data (0 for none): a version "trained with forgotten data".
     """
-    sql = f"SELECT {', '.join('v.' + c for c in VERSION_COLUMNS)} FROM model_versions v"
+    sql = (f"SELECT {', '.join('v.' + c for c in VERSION_COLUMNS)}, {FORGOTTEN_REVIEWS} "
+           "FROM model_versions v")
     params: list[Any] = []
     where = []
     if dataset is not None:
@@ -58,7 +70,8 @@ def list_versions(store: Store, dataset: str | None = None,
 def get_version(store: Store, version: str, usable: bool = True) -> dict[str, Any]:
     """One version. Raises ModelVersionNotFound when absent (or not usable)."""
     cur = store.cursor().execute(
-        f"SELECT {', '.join(VERSION_COLUMNS)} FROM model_versions WHERE version = ?", [version]
+        f"SELECT {', '.join('v.' + c for c in VERSION_COLUMNS)}, {FORGOTTEN_REVIEWS} "
+        "FROM model_versions v WHERE v.version = ?", [version]
     )
     row = cur.fetchone()
     if row is None:
