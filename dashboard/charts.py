@@ -186,3 +186,68 @@ def rejects_by_reason_figure(df: pd.DataFrame) -> go.Figure:
     fig = _layout(fig, title, x="rows")
     fig.update_layout(height=min(_HEIGHT, 120 + 40 * len(ordered)))
     return fig
+
+
+_OTHER_COLOUR = "#b0b0b0"  # the summed "(other)" categories, behind the named ones
+
+
+def category_shares_figure(df: pd.DataFrame, level: str = "L1") -> go.Figure:
+    """Stacked areas of each month's reviews by category (shares of the month, to 100%).
+
+    Args:
+        df: ``queries.datasets.category_shares_by_month``: columns ``month``, ``category``,
+            ``is_other``, ``n_reviews``, ``share``; the named categories in order, the
+            summed rest (``is_other``) last.
+    """
+    title = f"{level} category shares by month"
+    if df.empty:
+        return empty_figure(title, "No timestamps")
+    frame = df.assign(month=pd.to_datetime(df["month"]))
+    shares = frame.pivot_table(index="month", columns="category", values="share",
+                               aggfunc="sum", fill_value=0.0, sort=False).sort_index()
+    counts = frame.pivot_table(index="month", columns="category", values="n_reviews",
+                               aggfunc="sum", fill_value=0, sort=False).sort_index()
+    other = set(frame.loc[frame["is_other"], "category"])
+    totals = frame.groupby("category")["n_reviews"].sum()
+    # Largest overall at the bottom of the stack (the query's order), the rest on top.
+    order = sorted(totals.index, key=lambda c: (c in other, -int(totals[c]), str(c)))
+    fig = go.Figure([
+        go.Scatter(
+            x=shares.index, y=shares[cat].to_numpy(), customdata=counts[cat].to_numpy(),
+            name=plain_label(cat), mode="lines", stackgroup="shares", line={"width": 0.5},
+            **({"fillcolor": _OTHER_COLOUR, "line": {"width": 0.5, "color": _OTHER_COLOUR}}
+               if cat in other else {}),
+            hovertemplate="%{x|%b %Y}: %{y:.1%} (%{customdata:,} reviews)<extra>"
+            + plain_label(cat) + "</extra>",
+        )
+        for cat in order
+    ])
+    fig.update_yaxes(tickformat=".0%", range=[0, 1])
+    fig.update_xaxes(tickformat="%b %Y")
+    fig = _layout(fig, title, x="month", y="share of the month's reviews")
+    fig.update_layout(showlegend=True, legend={"traceorder": "reversed"})
+    return fig
+
+
+def share_then_now_figure(df: pd.DataFrame, title: str, then: str, now: str = "now") -> go.Figure:
+    """Grouped horizontal bars of each category's share of a user's reviews then and now.
+
+    Args:
+        df: columns ``category``, ``share then``, ``share now`` (None or NaN: absent),
+            top to bottom in the order given.
+        then: the legend label of the earlier profile (e.g. its date).
+    """
+    if df.empty:
+        return empty_figure(title, "No categories")
+    labels = [plain_label(c) for c in df["category"]]
+    fig = go.Figure([
+        go.Bar(name=plain_label(name), y=labels, x=df[column].fillna(0.0), orientation="h",
+               hovertemplate="%{y}: %{x:.0%}<extra>" + plain_label(name) + "</extra>")
+        for name, column in ((then, "share then"), (now, "share now"))
+    ])
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(tickformat=".0%", rangemode="tozero")
+    fig.update_yaxes(autorange="reversed")
+    fig = _layout(fig, title, x="share of the user's train reviews")
+    fig.update_layout(showlegend=True, height=min(_HEIGHT + 120, 140 + 44 * len(df)))
+    return fig

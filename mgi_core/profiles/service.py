@@ -31,7 +31,7 @@ HEAD_TASKS = ("category", "subcategory")  # the heads whose probabilities profil
 PROFILE_BATCH_USERS = 5_000  # users whose reviews, vectors and profiles are in memory at once
 
 
-def _head_probs(
+def head_probabilities(
     store: Store,
     version: str,
     dataset: str,
@@ -122,7 +122,8 @@ def _build(
     """``build_user_profiles`` of these train reviews with their head probabilities (and
     the dataset's recency half-life unless ``config`` is given)."""
     config = config or dataset_profile_config(store, dataset)
-    probs = _head_probs(store, version, dataset, reviews["review_id"].to_numpy(), heads, users)
+    probs = head_probabilities(store, version, dataset, reviews["review_id"].to_numpy(), heads,
+                               users)
     return build_user_profiles(reviews, vectors, config, probs, version, dataset,
                                corpus=corpus, first_vector_row=first_vector_row)
 

@@ -12,9 +12,11 @@ import pandas as pd
 
 from mgi_core.store import Store
 from mgi_core.store.datasets import list_datasets
+from mgi_core.store.drift import dataset_times
 
 __all__ = [
-    "category_counts", "count_rejected_rows", "list_datasets", "rating_distribution",
+    "category_counts", "category_shares_by_month", "count_rejected_rows", "dataset_times",
+    "list_datasets", "rating_distribution",
     "rejected_rows", "reviews_over_time", "reviews_per_user", "sample_reviews",
 ]
 
@@ -62,6 +64,50 @@ def reviews_over_time(store: Store, name: str) -> pd.DataFrame:
         """SELECT date_trunc('month', ts) AS month, count(*) AS n_reviews
            FROM reviews WHERE dataset = ? AND ts IS NOT NULL GROUP BY month ORDER BY month""",
         [name],
+    )
+
+
+OTHER_CATEGORIES = "(other)"  # category_shares_by_month: the categories past the top ones
+NO_CATEGORY = "(no category)"
+_LEVELS = {"l1": "i.l1", "l2": "i.l2", "l3": "i.l3"}
+
+
+def category_shares_by_month(store: Store, name: str, level: str = "l1",
+                             top: int = 8) -> pd.DataFrame:
+    """Each month's reviews by category: (month, category, is_other, n_reviews, share).
+
+    Every stored review with a timestamp counts (train, validation and test: the view is
+    descriptive). The ``top`` categories of ``level`` with the most reviews overall keep
+    their name; the rest are summed into one row ``OTHER_CATEGORIES`` per month
+    (``is_other``), and reviews of items without that level count as ``NO_CATEGORY``.
+    ``share`` is the category's part of the month's reviews, so a month's shares sum to 1.
+    At most months × (top + 1) rows, by month, then the top categories by their overall
+    count, the rest last. One aggregation in DuckDB.
+    """
+    if level not in _LEVELS:
+        raise ValueError(f"level must be one of {', '.join(_LEVELS)}, got {level!r}")
+    if top < 1:
+        raise ValueError(f"top must be at least 1, got {top}")
+    return _frame(
+        store,
+        f"""WITH counts AS (
+               SELECT date_trunc('month', r.ts) AS month,
+                      coalesce({_LEVELS[level]}, ?) AS category, count(*) AS n
+               FROM reviews r
+               LEFT JOIN items i ON i.dataset = r.dataset AND i.item_id = r.item_id
+               WHERE r.dataset = ? AND r.ts IS NOT NULL GROUP BY ALL),
+           ranked AS (
+               SELECT category, row_number() OVER (ORDER BY sum(n) DESC, category) AS rank
+               FROM counts GROUP BY category),
+           grouped AS (
+               SELECT c.month, k.rank > ? AS is_other,
+                      CASE WHEN k.rank > ? THEN ? ELSE c.category END AS category,
+                      min(k.rank) AS rank, sum(c.n)::BIGINT AS n_reviews
+               FROM counts c JOIN ranked k USING (category) GROUP BY ALL)
+           SELECT month, category, is_other, n_reviews,
+                  n_reviews / sum(n_reviews) OVER (PARTITION BY month) AS share
+           FROM grouped ORDER BY month, is_other, rank""",
+        [NO_CATEGORY, name, int(top), int(top), OTHER_CATEGORIES],
     )
 
 
