@@ -6,6 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, upload
+from dashboard.append_view import show_append
+from dashboard.drift_view import show_category_shares
 from dashboard.export import to_csv_bytes
 from dashboard.paging import page_offset
 from dashboard.resources import get_store, show_error
@@ -75,6 +77,7 @@ right.plotly_chart(charts.rating_figure(datasets.rating_distribution(store, name
 left, right = st.columns(2)
 left.plotly_chart(charts.category_sunburst_figure(datasets.category_counts(store, name)))
 right.plotly_chart(charts.reviews_over_time_figure(datasets.reviews_over_time(store, name)))
+show_category_shares(store, name)
 
 st.subheader("Sample reviews")
 st.caption(f"The reviews in file order, {REVIEWS_PAGE} a page, read from the database a page "
@@ -92,3 +95,4 @@ if info["n_rejected"]:
     upload.show_rejects(registered_report(store, name).rejected_by_reason,
                         datasets.rejected_rows(store, name, limit=upload.SHOWN, offset=offset),
                         lambda: to_csv_bytes(datasets.rejected_rows(store, name)), name, "stored")
+show_append(store, name)

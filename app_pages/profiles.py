@@ -1,4 +1,5 @@
-"""Profiles page: one user's interests at every granularity, recommendations with reasons."""
+"""Profiles page: one user's interests at every granularity and how they moved, recommendations
+with reasons."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from dashboard import pending
 from dashboard import profile_cache as cache
 from dashboard import profiles as prof
 from dashboard import ranking_tasks as tasks
+from dashboard.drift_view import show_drift
 from dashboard.embedding_map import embedding_map_figure
+from dashboard.forget_view import show_forget, show_last_forget
 from dashboard.profile_choices import NONE, file_stem, version_options
 from dashboard.profile_tables import profile_export_frame, recommendations_export_frame
 from dashboard.resources import get_store, show_error
@@ -48,6 +51,7 @@ try:
     stored = tasks.profiles(store, task_key)
     tasks.context(store, task_key)  # the slowest part starts first, in the background
     st.header("Find a user")
+    show_last_forget(dataset)  # the user forgotten last is no longer in the list
     user = prof.pick_user(store, key[1], dataset, key[4])
     if user is None:
         st.stop()
@@ -66,6 +70,7 @@ try:
     st.subheader("Reviews")
     st.caption("The user's reviews, newest first, every split (profiles use train only).")
     prof.show_user_reviews(store, dataset, user)
+    show_drift(key, user)
 
     st.header("Recommendations")
     a, b = st.columns(2)
@@ -94,3 +99,9 @@ st.header("Export")
 frames = {"profile": profile_export_frame(profile) if profile else None,
           "recommendations": recommendations_export_frame(rec) if rec else None}
 prof.export_buttons(file_stem(dataset, version, user), frames)
+
+st.header("Privacy")
+try:
+    show_forget(store, dataset, user)
+except MgiError as exc:
+    show_error(exc)

@@ -56,6 +56,35 @@ def build_parser() -> argparse.ArgumentParser:
     datasets = sub.add_parser("datasets", parents=[db], help="List stored datasets.")
     datasets.add_argument("--json", action="store_true", help="Print JSON.")
 
+    append = sub.add_parser(
+        "append", parents=[db],
+        help="Add a review file to a stored dataset, then embed only the new reviews with "
+             "the dataset's current version and update the profiles they touch.")
+    append.add_argument("file", type=Path, help="CSV or Parquet file of reviews.")
+    append.add_argument("--dataset", required=True, help="The stored dataset to add to.")
+    append.add_argument("--mapping", nargs="*", default=[], metavar="SRC=DST",
+                        help="Map a file column to an MGI column, as for ingest.")
+    append.add_argument("--version", default=None,
+                        help="Version to update (default: the newest that embedded it).")
+    append.add_argument("--no-update", action="store_true",
+                        help="Only store the reviews; update versions later (mgi update).")
+    append.add_argument("--json", action="store_true", help="Print the report as JSON.")
+
+    update = sub.add_parser(
+        "update", parents=[db],
+        help="Embed the reviews a version has not embedded yet (appended since) and update "
+             "its item vectors and the touched users' profiles, without retraining.")
+    update.add_argument("--dataset", required=True, help="Dataset.")
+    update.add_argument("--version", default=None,
+                        help="Version (default: the newest that embedded the dataset).")
+
+    half_life = sub.add_parser(
+        "half-life", parents=[db],
+        help="Set the recency half-life of a dataset's profiles (days, or 'off'): a review "
+             "this much older than its user's latest counts half. Profiles are rebuilt.")
+    half_life.add_argument("--dataset", required=True, help="Dataset.")
+    half_life.add_argument("days", help="Days (> 0), or 'off' for no decay.")
+
     train = sub.add_parser(
         "train", parents=[db],
         help="Fine-tune the encoder on a dataset (multi-task) and register a new version.",
@@ -200,7 +229,22 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--user", required=True)
     prof.add_argument("--version", required=True)
     prof.add_argument("--dataset", default=None, help="Default: the version's dataset.")
+    prof.add_argument("--as-of", default=None, metavar="YYYY-MM-DD",
+                      help="The profile as of the end of that day (train reviews up to it) "
+                      "and how it moved since (needs review dates).")
     prof.add_argument("--json", action="store_true")
+
+    forget = sub.add_parser(
+        "forget", parents=[db],
+        help="Remove every row of a user (reviews, vectors, profiles, per-user metrics, run "
+             "folder copies) in one transaction; versions trained on them are listed as "
+             "trained with forgotten data.")
+    forget.add_argument("--user", required=True, help="The user id (as in the file).")
+    forget.add_argument("--dataset", default=None,
+                        help="Only in this dataset (default: every dataset holding the user).")
+    forget.add_argument("--yes", action="store_true",
+                        help="Do not ask for confirmation (needed when not on a terminal).")
+    forget.add_argument("--json", action="store_true", help="Print the report as JSON.")
 
     jobs = sub.add_parser(
         "jobs", parents=[db],
@@ -294,6 +338,85 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"  line {row['line']}: {row['reason']} ({row['detail']})")
     if report.n_rejected > 10:
         print(f"  … {report.n_rejected - 10:,} more; see the Data page to download them all.")
+    return 0
+
+
+def cmd_append(args: argparse.Namespace) -> int:
+    from mgi_core.data.append import append_file
+    from mgi_core.data.columns import parse_mapping_args
+    from mgi_core.profiles.incremental import current_version
+
+    stages = IngestStages()
+    follower = PolledProgress(stages.view, enabled=False if args.json else None,
+                              complete_on_change=True)
+    with _open_store(args.db) as store:
+        with follower:
+            result = append_file(store, args.file, args.dataset,
+                                 mapping=parse_mapping_args(args.mapping),
+                                 on_stage=stages.enter)
+        version = args.version or current_version(store, args.dataset)
+        updated = None
+        if version is not None and not args.no_update:
+            updated = _update_version(store, args.dataset, version, show=not args.json)
+    if args.json:
+        out = result.to_dict()
+        out["rejected_rows"] = out["rejected_rows"][:100]
+        out["updated"] = updated
+        print(json.dumps(out, default=str, indent=2))
+        return 0
+    print(result.summary())
+    for notice in [*result.report.notices, *result.notices]:
+        print(f"note: {notice}")
+    for row in result.report.rejected_rows[:10]:
+        print(f"  line {row['line']}: {row['reason']} ({row['detail']})")
+    if updated:
+        print(f"{version}: {updated}")
+    elif version is None:
+        print("note: no version has embedded this dataset yet; embed it to get profiles.")
+    else:
+        print(f"note: {version} not updated (--no-update); run: mgi update --dataset "
+              f"{args.dataset} --version {version}")
+    return 0
+
+
+def _update_version(store, dataset: str, version: str, show: bool = True) -> str:
+    """Run the update job of ``version`` on ``dataset`` here; its summary line."""
+    from mgi_core.store.jobs import list_jobs
+
+    _run_inline(store, "update", dataset, TrainConfig(), show_progress=show,
+                version=version)
+    job = next(j for j in list_jobs(store) if j["kind"] == "update"
+               and j["version"] == version and j["dataset"] == dataset)
+    return job.get("message") or "updated"
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    from mgi_core.profiles.incremental import current_version
+
+    with _open_store(args.db) as store:
+        version = args.version or current_version(store, args.dataset)
+        if version is None:
+            raise MgiError(f"No version has embedded {args.dataset!r}: nothing to update.")
+        print(f"{version}: {_update_version(store, args.dataset, version)}")
+    return 0
+
+
+def cmd_half_life(args: argparse.Namespace) -> int:
+    from mgi_core.store.datasets import set_profile_half_life
+
+    text = str(args.days).strip().lower()
+    try:
+        days = None if text in ("off", "none", "0") else float(text)
+    except ValueError:
+        days = -1.0
+    if days is not None and not days > 0:
+        raise MgiError(f"half-life must be a number of days above 0, or 'off' (got "
+                       f"{args.days!r}).")
+    with _open_store(args.db) as store:
+        dropped = set_profile_half_life(store, args.dataset, days)
+    what = "no recency decay" if days is None else f"a half-life of {days:g} days"
+    print(f"{args.dataset}: profiles use {what}; {dropped} stored profile set(s) will be "
+          "rebuilt on next use.")
     return 0
 
 
@@ -613,7 +736,7 @@ def cmd_versions(args: argparse.Namespace) -> int:
         refresh_jobs(store)
         rows = list_versions(store)
     keys = ("version", "kind", "dataset", "strategy", "status", "dim", "device", "metrics",
-            "created_at", "message")
+            "created_at", "message", "forgotten_reviews")
     rows = [{k: r[k] for k in keys} for r in rows]
     if args.json:
         print(json.dumps(rows, default=str, indent=2))
@@ -625,8 +748,10 @@ def cmd_versions(args: argparse.Namespace) -> int:
         headline = ", ".join(f"{k}={m[k]:.3f}" for k in ("overall/auc", "category/macro_f1",
                                                          "subcategory/macro_f1",
                                                          "match/recall@10") if k in m)
+        forgotten = (f" [trained with forgotten data: {r['forgotten_reviews']:,} reviews]"
+                     if r["forgotten_reviews"] else "")
         print(f"{r['version']:<8} {r['kind']:<10} {r['dataset'] or '-':<12} "
-              f"{r['strategy'] or '-':<7} {r['status']:<9} {headline}")
+              f"{r['strategy'] or '-':<7} {r['status']:<9} {headline}{forgotten}")
     return 0
 
 
@@ -840,22 +965,54 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
+    from mgi_core.profiles.drift import drift
     from mgi_core.profiles.service import user_profile
 
+    moved = None
     with _open_store(args.db) as store:
         dataset = _dataset_of(store, args.version, args.dataset)
-        out = user_profile(store, dataset, args.version, args.user)
+        if args.as_of is not None:  # then (the profile as of the date) and now, not stored
+            moved = drift(store, dataset, args.version, args.user, args.as_of)
+            out = moved.then
+        else:
+            out = user_profile(store, dataset, args.version, args.user)
     if args.json:
-        print(json.dumps(out, default=float, indent=2))
+        print(json.dumps(moved.to_dict() if moved else out, default=float, indent=2))
         return 0
     print(f"{out['user_id']} ({out['n_train_reviews']} train reviews"
-          f"{', cold' if out['cold'] else ''}) on {dataset} with {args.version}")
+          f"{', cold' if out['cold'] else ''}) on {dataset} with {args.version}"
+          f"{f' as of {moved.as_of}' if moved else ''}")
     for level in ("l1", "l2"):
         for c in out[level][:5]:
             print(f"  {level} {c['category']:<40} affinity {c['affinity']:+.2f} "
                   f"({c['n_reviews']} reviews)")
     for i in out["interests"]:
         print(f"  interest {i['interest']}: {', '.join(i['keywords'])} ({i['n_reviews']})")
+    if moved is not None:
+        print("\n".join(moved.lines()))
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from mgi_core.jobs.forget import find_user, forget
+
+    with _open_store(args.db) as store:
+        found = find_user(store, args.user, args.dataset)
+        if not args.yes:
+            where = ", ".join(f"{n:,} review(s) in {name}" for name, n in found.items())
+            if not sys.stdin.isatty():
+                raise MgiError(f"forget removes the user's rows for good ({where}): confirm "
+                               "with --yes when not running on a terminal.")
+            answer = input(f"Forget user {args.user!r} ({where})? This cannot be undone. "
+                           "Type the user id again to confirm: ")
+            if answer.strip() != args.user:
+                print("Not confirmed: nothing was removed.", file=sys.stderr)
+                return 2
+        report = forget(store, args.user, args.dataset)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return 0
+    print("\n".join(report.lines()))
     return 0
 
 
@@ -867,12 +1024,13 @@ def cmd_run_job(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "ingest": cmd_ingest, "datasets": cmd_datasets, "load-demo": cmd_load_demo,
+    "append": cmd_append, "update": cmd_update, "half-life": cmd_half_life,
     "train": cmd_train, "search": cmd_search, "embed": cmd_embed, "export": cmd_export,
     "versions": cmd_versions,
     "run-job": cmd_run_job,
     "evaluate": cmd_evaluate, "compare": cmd_compare, "ablate": cmd_ablate,
     "recommend": cmd_recommend,
-    "profile": cmd_profile, "jobs": cmd_jobs, "cancel": cmd_cancel,
+    "profile": cmd_profile, "jobs": cmd_jobs, "cancel": cmd_cancel, "forget": cmd_forget,
 }
 
 

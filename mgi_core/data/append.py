@@ -160,19 +160,18 @@ def _append_rows(run: IngestRun, mapping: dict[str, str], cfg: IngestConfig,
     sql.provisional_splits(run)
     first_id = sql.next_review_id(tx)
     result.n_new_items = sql.merge_items(run, name, cfg.category_separator)
-    redactions = write_reviews(run, mapping, name, report.n_read, report.n_accepted)
-    if isinstance(redactions, dict):
-        report.redactions = redactions
+    redactions = write_reviews(run, mapping, name, report.n_read, report.n_accepted,
+                               redact=cfg.redact_pii)
+    report.redactions = redactions
     last_id = sql.next_review_id(tx) - 1
     result.n_moved = sql.resplit_touched(tx, name, first_id, splits)
     report.n_users, result.n_new_users = sql.appended_users(tx, name, first_id)
     report.n_items = result.n_new_items
-    sql.refresh_counts(tx, name, report.n_rejected)
+    sql.refresh_counts(tx, name, report.n_rejected, redactions)
     report.file_hash = digest.result()
     result.seq = sql.record_append(
         tx, name, report.file_name, report.file_hash, first_id, last_id, report.n_accepted,
-        report.n_rejected, report.n_users, result.n_new_users, result.n_moved,
-        redactions if isinstance(redactions, dict) else None)
+        report.n_rejected, report.n_users, result.n_new_users, result.n_moved, redactions)
     result.first_review_id, result.last_review_id = first_id, last_id
     if result.n_moved:
         result.notices.append(

@@ -357,7 +357,8 @@ def job_command(run_dir: Path, processes: int = 1) -> list[str]:
 
 
 def start_job(store: Store, kind: str, dataset: str, config: TrainConfig | None = None,
-              processes: int = 1, search: dict[str, Any] | None = None) -> str:
+              processes: int = 1, search: dict[str, Any] | None = None,
+              version: str | None = None) -> str:
     """Prepare and spawn a job; return the version it will produce (a search: its study).
 
     Raises:
@@ -366,7 +367,7 @@ def start_job(store: Store, kind: str, dataset: str, config: TrainConfig | None 
     """
     with _JOBS_LOCK:
         version, run_dir = prepare_job(store, kind, dataset, config or TrainConfig(),
-                                       processes, search=search)
+                                       processes, version=version, search=search)
         try:
             spawn(store, run_dir)
         except OSError as exc:

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from mgi_core.config import TrainConfig
 from mgi_core.jobs.run_files import RunFiles, append_event, read_json, write_json_atomic
+from mgi_core.store.embeddings import item_means
 
 log = logging.getLogger(__name__)
 
@@ -85,17 +86,8 @@ def item_vectors_from_reviews(snapshot: pd.DataFrame, review_vecs: np.ndarray,
     review ever contributes). Returns columns item_id, n_train_reviews, vector.
     """
     train = snapshot["split"].to_numpy() == "train"
-    items = snapshot["item_id"].to_numpy()
-    out_ids, counts, vecs = [], [], []
-    order = np.argsort(items[train], kind="stable")
-    train_items = items[train][order]
-    train_vecs = review_vecs[train][order]
-    uniq, starts, n = np.unique(train_items, return_index=True, return_counts=True)
-    for item, s, k in zip(uniq, starts, n, strict=True):
-        v = train_vecs[s:s + k].mean(axis=0)
-        vecs.append(v / max(np.linalg.norm(v), 1e-12))
-        out_ids.append(item)
-        counts.append(int(k))
+    uniq, n, means = item_means(snapshot["item_id"].to_numpy()[train], review_vecs[train])
+    out_ids, counts, vecs = [str(i) for i in uniq], [int(k) for k in n], list(means)
     cold_ids, cold_vecs = cold_item_vectors(snapshot, set(out_ids), encode)
     vecs.extend(cold_vecs)
     out_ids.extend(cold_ids)

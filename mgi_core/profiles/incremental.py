@@ -5,7 +5,8 @@ embedded with a version by the update job (``jobs.worker``, kind ``update``), an
 version's state on the dataset to what a full recompute would give:
 
 - the new review vectors and head probabilities are added;
-- every item the touched users reviewed gets its vector again: the normalised mean of its
+- every item whose train reviews changed (a new or a moved review: its count of train
+  reviews differs from its vector's) gets its vector again: the normalised mean of its
   train review vectors, in review order, as ``jobs.worker.item_vectors_from_reviews``
   computes it (new items without a train review: their title vector, from the job);
 - when the version has stored profiles of the dataset, the touched users' profiles are
@@ -35,7 +36,7 @@ from mgi_core.profiles.service import HEAD_TASKS, dataset_profile_config, train_
 from mgi_core.store import Store
 from mgi_core.store import embedding_updates as updates
 from mgi_core.store import profiles as profile_store
-from mgi_core.store.embeddings import embedded_datasets, embedding_dim
+from mgi_core.store.embeddings import embedded_datasets, embedding_dim, item_means
 from mgi_core.store.versions import get_version, list_versions
 
 log = logging.getLogger(__name__)
@@ -108,14 +109,8 @@ def _item_vectors(store: Store, version: str, dataset: str, d: int, items: list[
     a title vector in ``cold`` are left out: they keep what they have)."""
     review_ids, item_ids = updates.train_reviews_of_items(store, dataset, items)
     vectors = _vectors_for(store, version, dataset, d, review_ids, new)
-    rows = []
-    order = np.argsort(item_ids.astype(str), kind="stable")
-    sorted_items, sorted_vecs = item_ids[order], vectors[order]
-    uniq, starts, counts = np.unique(sorted_items.astype(str), return_index=True,
-                                     return_counts=True)
-    for item, s, k in zip(uniq, starts, counts, strict=True):
-        v = sorted_vecs[s:s + k].mean(axis=0)
-        rows.append((str(item), int(k), v / max(np.linalg.norm(v), 1e-12)))
+    uniq, counts, means = item_means(item_ids, vectors)
+    rows = [(str(i), int(n), v) for i, n, v in zip(uniq, counts, means, strict=True)]
     have = {r[0] for r in rows}
     rows += [(i, 0, v) for i, v in cold.items() if i not in have]
     return pd.DataFrame(rows, columns=["item_id", "n_train_reviews", "vector"])
@@ -160,7 +155,9 @@ def apply_update(store: Store, version: str, dataset: str, review_parquet: Path,
         cold = {str(i): cold_vecs[k] for k, i in enumerate(cold_ids)}
     touched = updates.reviews_touched(store, dataset, [int(r) for r in ids])
     users = sorted(touched["user_id"].astype(str).unique())
-    items = sorted(set(touched["item_id"].astype(str)) | set(cold))
+    items = updates.items_whose_train_changed(
+        store, version, dataset, d, sorted(set(touched["item_id"].astype(str))))
+    items = sorted(set(items) | set(cold))
     item_frame = _item_vectors(store, version, dataset, d, items, new, cold)
     update = updates.VectorUpdate(review_parquet, head_probs_parquet
                                   if new_probs else None, item_frame)

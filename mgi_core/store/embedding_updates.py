@@ -84,6 +84,25 @@ def items_needing_title_vectors(store: Store, version: str, dataset: str, d: int
     return [i for (i,) in rows]
 
 
+def items_whose_train_changed(store: Store, version: str, dataset: str, d: int,
+                              items: Sequence[str]) -> list[str]:
+    """Those of ``items`` whose number of train reviews differs from the one their
+    ``version`` vector was made from (or that have no vector). Nothing leaves ``train``, so
+    an item's train reviews changed exactly when their number did."""
+    rows = store.cursor().execute(
+        f"""WITH wanted AS (SELECT unnest(?::VARCHAR[]) AS item_id),
+                 now AS (SELECT w.item_id, count(r.review_id) AS n FROM wanted w
+                         LEFT JOIN reviews r ON r.dataset = ? AND r.item_id = w.item_id
+                                            AND r.split = 'train'
+                         GROUP BY w.item_id)
+            SELECT now.item_id FROM now LEFT JOIN {item_table(d)} e
+              ON e.version = ? AND e.dataset = ? AND e.item_id = now.item_id
+            WHERE e.item_id IS NULL OR e.n_train_reviews <> now.n
+            ORDER BY now.item_id""",
+        [[str(i) for i in items], dataset, version, dataset]).fetchall()
+    return [i for (i,) in rows]
+
+
 def train_reviews_of_users(store: Store, dataset: str, users: Sequence[str]) -> pd.DataFrame:
     """The train reviews of ``users`` with item levels, in review_id order (the columns of
     ``profiles.train_reviews``)."""

@@ -101,6 +101,24 @@ def load_embedding_set(
     return int(n_reviews), int(n_items)
 
 
+def item_means(item_ids: np.ndarray, vectors: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rule of an item's vector, from its train review vectors: (item ids sorted,
+    their counts, (k, d) float32 normalised means), each item's reviews averaged in the
+    order given. The embedding job, an incremental update and a forget all use it, so their
+    item vectors agree."""
+    keys = np.asarray(item_ids).astype(str)
+    d = vectors.shape[1] if vectors.ndim == 2 else 0
+    order = np.argsort(keys, kind="stable")
+    keys, vectors = keys[order], vectors[order]
+    uniq, starts, counts = np.unique(keys, return_index=True, return_counts=True)
+    means = np.empty((len(uniq), d), np.float32)
+    for k, (s, n) in enumerate(zip(starts, counts, strict=True)):
+        v = vectors[s:s + n].mean(axis=0)
+        means[k] = v / max(np.linalg.norm(v), 1e-12)
+    return uniq, counts, means
+
+
 def embedding_dim(store: Store, version: str, dataset: str) -> int:
     row = store.cursor().execute(
         "SELECT dim FROM embedding_sets WHERE version = ? AND dataset = ?", [version, dataset]

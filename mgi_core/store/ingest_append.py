@@ -141,8 +141,18 @@ def appended_users(tx: duckdb.DuckDBPyConnection, dataset: str,
     return int(n), int(new)
 
 
-def refresh_counts(tx: duckdb.DuckDBPyConnection, dataset: str, n_rejected: int) -> None:
-    """The registry row's counts after an append (``n_rejected``: the append's rejects)."""
+def refresh_counts(tx: duckdb.DuckDBPyConnection, dataset: str, n_rejected: int,
+                   redactions: dict[str, int] | None = None) -> None:
+    """The registry row's counts after an append (``n_rejected``: the append's rejects;
+    ``redactions``: its reviews redacted per kind, added to the dataset's)."""
+    if redactions:
+        stored = tx.execute("SELECT redactions FROM datasets WHERE name = ?",
+                            [dataset]).fetchall()[0][0]
+        total = json.loads(stored) if stored else {}
+        for kind, n in redactions.items():
+            total[kind] = int(total.get(kind, 0)) + int(n)
+        tx.execute("UPDATE datasets SET redactions = ? WHERE name = ?",
+                   [json.dumps(total), dataset])
     tx.execute(
         """UPDATE datasets SET
                n_reviews = c.n_reviews, n_users = c.n_users, n_items = c.n_items,

@@ -113,7 +113,8 @@ def test_page_shows_the_most_active_users_profile_and_recommendations(demo_db: P
     store = _app_store(demo_db)
     at = _open_page()
     assert [h.value for h in at.header] == ["Find a user", "Interest profile", "Recommendations",
-                                            "Embedding map", "Export"]
+                                            "Embedding map", "Export", "Privacy"]
+    assert at.button(key="forget_open").label == "Forget this user…"  # asks before it acts
     # Newest fine-tuned version first; the user list is the core's, most active first.
     assert at.selectbox(key="prof_version").value == "fake2"
     assert at.selectbox(key="prof_version").options == ["fake2", "fake"]

@@ -67,7 +67,8 @@ def test_sessions_browse_and_ingest_while_a_job_runs(tmp_path: Path, snapshot) -
             data = tabs["data"]
             data.goto(server.url, wait_until="commit")
             _idle(data)
-            data.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(second))
+            data.get_by_role("region", name="Review file").get_by_test_id(
+                "stFileUploaderDropzoneInput").set_input_files(str(second))
             expect(data.get_by_role("button", name="Ingest")).to_be_visible()
             data.get_by_role("button", name="Ingest").click()
             tabs["profiles"].reload(wait_until="commit")

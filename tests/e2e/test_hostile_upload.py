@@ -14,7 +14,8 @@ IMAGE = "http://127.0.0.1:9/track.png"  # nothing listens on port 9 (discard)
 
 
 def _upload(pg, path) -> None:
-    pg.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(path))
+    pg.get_by_role("region", name="Review file").get_by_test_id(
+        "stFileUploaderDropzoneInput").set_input_files(str(path))
     wait_idle(pg)
 
 

@@ -217,7 +217,8 @@ def _journey(pg, server: Server, shoot: Shots, tmp_path: Path, laps: dict[str, f
     wait_idle(pg)
     assert_no_exception(pg)
     expect(_main(pg)).to_contain_text("No datasets yet")
-    pg.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(upload))
+    pg.get_by_role("region", name="Review file").get_by_test_id(
+        "stFileUploaderDropzoneInput").set_input_files(str(upload))
     expect(_heading(pg, "Column mapping")).to_be_visible()
     wait_idle(pg)
     expect(_main(pg).get_by_label("Dataset name", exact=True)).to_have_value(DATASET)
