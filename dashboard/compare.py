@@ -228,6 +228,8 @@ def show_report(report: ComparisonReport) -> None:
     """The comparison: the metrics table, the verdict, the download, forest and category
     plots."""
     n_users = max((r.n_users for r in report.results), default=0)
+    for note in report.notes:
+        st.warning(plain(note), icon=":material/history:")
     st.caption(f"A = {report.a}, B = {report.b}, on the {report.split} split of "
                f"{report.dataset}: {n_users:,} users, each with one held-out item ranked "
                "against every item they have not reviewed. Δ is the mean per-user difference "

@@ -845,6 +845,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return 0
     print(f"{report.b} vs {report.a} on {dataset} ({args.split}), paired over users")
     print(report.to_frame().round(4).to_string())
+    for note in report.notes:
+        print(f"note: {note}")
     print(report.verdict())
     return 0
 

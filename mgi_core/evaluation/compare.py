@@ -17,7 +17,12 @@ import pandas as pd
 from mgi_core.errors import MgiError
 from mgi_core.evaluation.stats import PairedResult, compare_paired, per_group_means
 from mgi_core.store import Store
-from mgi_core.store.evaluations import held_out_l1, is_evaluated, per_user_metrics
+from mgi_core.store.evaluations import (
+    appends_since_evaluated,
+    held_out_l1,
+    is_evaluated,
+    per_user_metrics,
+)
 from mgi_core.systems import (  # re-exported: callers name them from here too
     HEADLINE_METRICS,
     parse_spec,
@@ -92,6 +97,7 @@ class ComparisonReport:
     split: str
     results: list[PairedResult]
     per_category: pd.DataFrame = field(default_factory=pd.DataFrame)
+    notes: list[str] = field(default_factory=list)  # what the reader should know first
 
     def to_frame(self) -> pd.DataFrame:
         """One row per metric; the mean columns are named after the systems ("mean v1:mf"),
@@ -137,6 +143,7 @@ class ComparisonReport:
             "split": self.split,
             "metrics": [asdict(r) for r in self.results],
             "per_category": self.per_category.to_dict(orient="records"),
+            "notes": list(self.notes),
         }
 
 
@@ -155,6 +162,7 @@ def compare(
     vb, sb = parse_spec(b)
     frame_a = per_user_frame(store, dataset, va, sa, split)
     frame_b = per_user_frame(store, dataset, vb, sb, split)
+    notes = _split_notes(store, dataset, split, (f"{va}:{sa}", va, sa), (f"{vb}:{sb}", vb, sb))
     present = [m for m in metrics if m in frame_a.columns and m in frame_b.columns]
     results = compare_paired(frame_a, frame_b, present, n_boot=n_boot, seed=seed)
     groups = pd.Series(held_out_l1(store, dataset, split), dtype=object)
@@ -163,4 +171,30 @@ def compare(
         if "ndcg@10" in present
         else pd.DataFrame()
     )
-    return ComparisonReport(f"{va}:{sa}", f"{vb}:{sb}", dataset, split, results, per_category)
+    return ComparisonReport(f"{va}:{sa}", f"{vb}:{sb}", dataset, split, results, per_category,
+                            notes)
+
+
+def _split_notes(store: Store, dataset: str, split: str,
+                 *systems: tuple[str, str, str]) -> list[str]:
+    """Refuses a pair evaluated on either side of an append (they ranked different held-out
+    reviews: the append split its users again); a note when both predate the latest one.
+
+    Raises:
+        MgiError: an append of ``dataset`` was made between the two evaluations.
+    """
+    since = {name: appends_since_evaluated(store, dataset, version, scorer, split)
+             for name, version, scorer in systems}
+    if len({n for n, _ in since.values()}) > 1:
+        old = max(since, key=lambda name: since[name][0])
+        raise MgiError(
+            f"{old} was evaluated on {dataset} before reviews were appended to it, the other "
+            "system after: the append split its users again, so they ranked different "
+            f"held-out reviews. Evaluate {old} again (python -m mgi_core evaluate --dataset "
+            f"{dataset} --version {old.split(':')[0]} --scorers {old.split(':')[1]}).")
+    n, when = next(iter(since.values()))
+    if not n:
+        return []
+    return [f"Both systems were evaluated before the latest append to {dataset} "
+            f"({when:%Y-%m-%d %H:%M}): they compare on the earlier split. Evaluate both again "
+            "to include the appended reviews."]

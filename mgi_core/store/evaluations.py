@@ -128,6 +128,20 @@ def is_evaluated(
     return bool(row[0])
 
 
+def appends_since_evaluated(store: Store, dataset: str, version: str, scorer: str,
+                            split: str = "test") -> tuple[int, object]:
+    """(appends of ``dataset`` made after the system's stored evaluation, the latest one's
+    time): an append splits its users again, so an evaluation made before it ranked other
+    held-out reviews than one made after. (0, None) when none, or when not evaluated."""
+    row = store.cursor().execute(
+        """SELECT count(a.seq), max(a.appended_at) FROM dataset_appends a
+           WHERE a.dataset = ? AND a.appended_at > (
+               SELECT max(created_at) FROM evaluations WHERE dataset = ? AND version = ?
+               AND scorer = ? AND split = ?)""",
+        [dataset, dataset, version, scorer, split]).fetchall()[0]
+    return int(row[0] or 0), row[1]
+
+
 def held_out_l1(store: Store, dataset: str, split: str = "test") -> dict[str, str | None]:
     """user_id -> the L1 category of the user's held-out ``split`` item (users whose item is
     in the catalogue)."""
