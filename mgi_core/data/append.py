@@ -30,6 +30,7 @@ from mgi_core.data.ingest import (
     StageCallback,
     read_and_store,
 )
+from mgi_core.data.privacy import dataset_salt
 from mgi_core.errors import DataValidationError, JobError
 from mgi_core.store import Store
 from mgi_core.store import ingest_append as sql
@@ -121,6 +122,8 @@ def append_file(
     path = Path(path)
     file_name = file_name or path.name
     cfg = stored_ingest_config(store, dataset)
+    if cfg.hash_user_ids:
+        dataset_salt(store, dataset)  # the salt its users were hashed with, or a clear error
     running = running_job_on_dataset(store, dataset)
     if running is not None:
         raise JobError(

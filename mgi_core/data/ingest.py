@@ -40,7 +40,7 @@ from mgi_core.data.ingest_report import (
     hashing_notice,
     registered_report,
 )
-from mgi_core.data.privacy import salt_source, user_id_salt
+from mgi_core.data.privacy import salt_check, salt_source, user_id_salt
 from mgi_core.errors import DatasetExistsError, DataValidationError
 from mgi_core.store import Store
 from mgi_core.store.ingest_reader import (
@@ -292,6 +292,7 @@ def _load_and_store(
     n_raw, n_malformed = load_narrow_pass(run, mapping, cfg, salt)
     if salt is not None:
         report.user_id_hashing = HASHED_USER_IDS
+        report.user_id_salt_check = salt_check(salt)
         report.notices.append(hashing_notice(salt_source()))
     stage("validating", run.statement_fraction)
     if n_raw + n_malformed > cfg.max_rows:
@@ -388,7 +389,7 @@ def _store_rows(
         mapping=mapping, config=cfg.to_json(), n_reviews=report.n_accepted, n_users=n_users,
         n_items=n_items, n_l1=n_l1, n_l2=n_l2, n_l3=n_l3, n_rejected=report.n_rejected,
         has_timestamp=has_ts, redactions=report.redactions if cfg.redact_pii else None,
-        user_id_hashing=report.user_id_hashing,
+        user_id_hashing=report.user_id_hashing, user_id_salt_check=report.user_id_salt_check,
     ))
 
 

@@ -38,6 +38,7 @@ class IngestReport:
     # empty when the text was stored unredacted (IngestConfig.redact_pii off).
     redactions: dict[str, int] = field(default_factory=dict)
     user_id_hashing: str | None = None  # 'sha256-salted' when user ids are hashed
+    user_id_salt_check: str | None = None  # which salt hashed them (privacy.salt_check)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -100,6 +100,37 @@ def hash_user_id(raw: str, salt: str) -> str:
     return hashlib.sha256((salt + raw).encode("utf-8")).hexdigest()
 
 
+SALT_CHECK_TAG = "mgi user-id salt check:"
+
+
+def salt_check(salt: str) -> str:
+    """A fingerprint of ``salt`` kept with a hashed dataset (``datasets.user_id_salt_check``),
+    so that a different salt is noticed before it gives the same users other ids. It is a
+    hash of a fixed tag and the salt: the salt cannot be read back from it."""
+    return hashlib.sha256((SALT_CHECK_TAG + salt).encode("utf-8")).hexdigest()
+
+
+def dataset_salt(store: Store, dataset: str) -> str:
+    """The salt that hashed ``dataset``'s user ids: this machine's salt, checked against the
+    fingerprint stored at ingest.
+
+    Raises:
+        DatasetNotFoundError: no dataset ``dataset``.
+        ConfigError: no salt can be read, or it is not the one the dataset was hashed with.
+    """
+    entry = registered_file(store, dataset)
+    if entry is None:
+        raise DatasetNotFoundError(f"No dataset named {dataset!r}.")
+    salt = user_id_salt()
+    if entry.user_id_salt_check is not None and salt_check(salt) != entry.user_id_salt_check:
+        raise ConfigError(
+            f"The user-id salt here ({salt_source()}) is not the one dataset {dataset!r} was "
+            "hashed with, so its users would get other ids. Restore that salt "
+            "($MGI_USER_ID_SALT, $MGI_SALT_FILE or ~/.config/mgi/user_id_salt) and try again."
+        )
+    return salt
+
+
 def stored_user_id(store: Store, dataset: str, raw_id: str) -> str:
     """The id under which ``dataset`` stores the user the review file called ``raw_id``.
 
@@ -122,4 +153,4 @@ def stored_user_id(store: Store, dataset: str, raw_id: str) -> str:
             f"Dataset {dataset!r} stores user ids hashed as {entry.user_id_hashing!r}, which "
             "this version of MGI does not know."
         )
-    return hash_user_id(raw, user_id_salt())
+    return hash_user_id(raw, dataset_salt(store, dataset))

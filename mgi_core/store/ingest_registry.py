@@ -44,6 +44,7 @@ class IngestedFile:
     has_timestamp: bool
     redactions: dict[str, int] | None = None  # {kind: reviews redacted}; None: not redacted
     user_id_hashing: str | None = None  # 'sha256-salted' (ingest_sql.HASHED_USER_IDS) or None
+    user_id_salt_check: str | None = None  # data.privacy.salt_check of the salt (not the salt)
 
 
 _COLUMNS = ", ".join(f.name for f in fields(IngestedFile))

@@ -244,6 +244,7 @@ MIGRATIONS.append(
     """
     ALTER TABLE datasets ADD COLUMN redactions VARCHAR;           -- JSON {kind: n reviews}
     ALTER TABLE datasets ADD COLUMN user_id_hashing VARCHAR;      -- NULL | 'sha256-salted'
+    ALTER TABLE datasets ADD COLUMN user_id_salt_check VARCHAR;   -- sha256 of a tag + salt
     ALTER TABLE datasets ADD COLUMN profile_half_life_days DOUBLE;  -- NULL: no recency decay
     CREATE TABLE dataset_appends (
         dataset         VARCHAR NOT NULL,

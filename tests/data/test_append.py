@@ -121,3 +121,23 @@ def test_an_append_redacts_and_hashes_as_the_dataset_was_ingested(store, tmp_pat
         [user]).fetchall() == [(1,)]
     assert json.loads(store.cursor().execute(
         "SELECT redactions FROM datasets").fetchall()[0][0]).get("email") == 1
+
+
+def test_an_append_with_another_salt_is_refused_before_anything_is_stored(
+        store, tmp_path, monkeypatch) -> None:
+    from mgi_core.data.privacy import salt_check, stored_user_id
+    from mgi_core.errors import ConfigError
+
+    monkeypatch.setenv("MGI_USER_ID_SALT", "pepper")
+    ingest_file(store, write_csv(tmp_path / "a.csv", small_rows()), "toy",
+                config=IngestConfig(hash_user_ids=True))
+    check = store.cursor().execute("SELECT user_id_salt_check FROM datasets").fetchall()[0][0]
+    assert check == salt_check("pepper") and "pepper" not in check
+    before = table_counts(store)
+    monkeypatch.setenv("MGI_USER_ID_SALT", "salt")  # e.g. a new machine without the salt
+    with pytest.raises(ConfigError, match="not the one dataset 'toy' was hashed with"):
+        append_file(store, write_csv(tmp_path / "b.csv", [
+            ["u1", "i5", "Newest.", 5, 1_700_000_000, "Audio > Speakers", "B"]]), "toy")
+    assert table_counts(store) == before
+    with pytest.raises(ConfigError, match="Restore that salt"):
+        stored_user_id(store, "toy", "u1")

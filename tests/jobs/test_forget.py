@@ -248,6 +248,7 @@ def test_a_dataset_of_hashed_user_ids_forgets_the_raw_id_and_the_stored_one(
     from mgi_core.config import IngestConfig
     from mgi_core.data.ingest import ingest_file
     from mgi_core.data.privacy import SALT_ENV, stored_user_id
+    from mgi_core.errors import ConfigError
     from tests.conftest import small_rows, write_csv
 
     monkeypatch.setenv(SALT_ENV, "a salt of the test, long enough")
@@ -264,5 +265,6 @@ def test_a_dataset_of_hashed_user_ids_forgets_the_raw_id_and_the_stored_one(
         # the stored form (what the Profiles page shows) is accepted too
         assert forget(store, stored_user_id(store, "hashed", "u2"), "hashed").n_reviews == 3
         monkeypatch.setenv(SALT_ENV, "another salt, not the dataset's")
-        with pytest.raises(UnknownUserError, match="must be the one they were ingested with"):
+        # another salt would give the user another id: said, before anything is looked up
+        with pytest.raises(ConfigError, match="not the one dataset 'hashed' was hashed with"):
             forget(store, "u3", "hashed")
