@@ -47,7 +47,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -57,13 +56,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.ingest import _cpu_seconds, _vm_hwm_kib  # noqa: E402
 from bench.pipeline import DATASET, DIM, SEED, _cached, generate  # noqa: E402
+from bench.pipeline import run_stage as pipeline_run_stage  # noqa: E402
+from bench.pipeline import spawn as pipeline_spawn  # noqa: E402
 from bench.pipeline import stage_embed as pipeline_embed  # noqa: E402
 from bench.pipeline import stage_ingest as pipeline_ingest  # noqa: E402
 from bench.pipeline import stage_profiles as pipeline_profiles  # noqa: E402
 
-RESULT_TAG = "INCREMENTAL-RESULT "
 STAGES = ("ingest", "embed", "profiles", "append", "export", "update", "full", "check")
 NOISE = 0.7  # per-review noise around the item's vector, as bench/pipeline.py's stand-ins
 TOL = 1e-5  # a profile row "differs" when a vector entry is further off than this
@@ -295,27 +294,11 @@ STAGE_FUNCS = {"ingest": pipeline_ingest, "embed": pipeline_embed, "profiles": s
 
 
 def run_stage(name: str, kwargs: dict[str, object]) -> None:
-    c0 = _cpu_seconds()
-    kw = dict(kwargs)
-    kw["db"], kw["csv"] = Path(str(kw["db"])), Path(str(kw.get("csv", "")))
-    out = STAGE_FUNCS[name](**kw)
-    out["cpu_seconds"] = _cpu_seconds() - c0
-    out["peak_rss_mib"] = (_vm_hwm_kib() or 0) / 1024
-    print(RESULT_TAG + json.dumps(out, default=str), flush=True)
+    pipeline_run_stage(name, kwargs, STAGE_FUNCS)
 
 
 def spawn(name: str, kwargs: dict[str, object], quiet: bool) -> dict[str, object]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--stage", name, json.dumps(kwargs)]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
-    result = None
-    for line in proc.stdout.splitlines():
-        if line.startswith(RESULT_TAG):
-            result = json.loads(line[len(RESULT_TAG):])
-        elif not quiet:
-            print(line, file=sys.stderr)
-    if proc.returncode != 0 or result is None:
-        raise SystemExit(f"stage {name} failed (exit {proc.returncode})")
-    return result
+    return pipeline_spawn(name, kwargs, quiet, __file__)
 
 
 def _line(name: str, r: dict[str, object], note: str = "") -> str:

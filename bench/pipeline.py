@@ -226,18 +226,24 @@ STAGE_FUNCS = {"ingest": stage_ingest, "embed": stage_embed, "profiles": stage_p
                "evaluate": stage_evaluate, "recommend": stage_recommend}
 
 
-def run_stage(name: str, kwargs: dict[str, object]) -> None:
+def run_stage(name: str, kwargs: dict[str, object],
+              stages: dict[str, object] | None = None) -> None:
+    """Run stage ``name`` of ``stages`` (default this bench's) here; print its result line
+    (seconds, CPU seconds, peak RSS) for :func:`spawn`."""
     c0 = _cpu_seconds()
     kw = dict(kwargs)
     kw["db"], kw["csv"] = Path(str(kw["db"])), Path(str(kw.get("csv", "")))
-    out = STAGE_FUNCS[name](**kw)
+    out = (stages or STAGE_FUNCS)[name](**kw)
     out["cpu_seconds"] = _cpu_seconds() - c0
     out["peak_rss_mib"] = (_vm_hwm_kib() or 0) / 1024
     print(RESULT_TAG + json.dumps(out, default=str), flush=True)
 
 
-def spawn(name: str, kwargs: dict[str, object], quiet: bool) -> dict[str, object]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--stage", name, json.dumps(kwargs)]
+def spawn(name: str, kwargs: dict[str, object], quiet: bool,
+          script: str | Path = __file__) -> dict[str, object]:
+    """Run stage ``name`` in a worker process (``script --stage NAME KWARGS``), so its peak
+    RSS is its own; return its result."""
+    cmd = [sys.executable, str(Path(script).resolve()), "--stage", name, json.dumps(kwargs)]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     result = None
     for line in proc.stdout.splitlines():

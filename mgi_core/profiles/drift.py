@@ -197,17 +197,25 @@ def profile_as_of(
         UnknownUserError: the user has no train review at all.
         ConfigError: ``as_of`` is not a date.
     """
+    *_, then = _train_then(store, dataset, version, user_id, as_of)
+    corpus = corpus if corpus is not None else train_corpus(store, dataset)
+    built = _build(then, version, dataset, dataset_profile_config(store, dataset), corpus)
+    return _as_plain_data(built, then.reviews, user_id)
+
+
+def _train_then(store: Store, dataset: str, version: str, user_id: str, as_of: object):
+    """(the day, the user's train span, all their train reviews, those up to the end of the
+    day), after the checks both views make: dates, a known user, a review by then."""
     day = parse_date(as_of)
     require_dates(store, dataset)
     span = drift_store.user_train_span(store, dataset, user_id)
     if not span.n_reviews:
         raise _unknown_user(user_id, dataset)
-    then = _user_train(store, dataset, version, user_id).up_to(_end_of(day))
+    train = _user_train(store, dataset, version, user_id)
+    then = train.up_to(_end_of(day))
     if then.reviews.empty:
         raise _before_first(user_id, day, span)
-    corpus = corpus if corpus is not None else train_corpus(store, dataset)
-    built = _build(then, version, dataset, dataset_profile_config(store, dataset), corpus)
-    return _as_plain_data(built, then.reviews, user_id)
+    return day, span, train, then
 
 
 # ------------------------------------------------------------------------ drift
@@ -399,15 +407,7 @@ def drift(
         UnknownUserError: the user has no train review at all.
         ConfigError: ``as_of`` is not a date.
     """
-    day = parse_date(as_of)
-    require_dates(store, dataset)
-    span = drift_store.user_train_span(store, dataset, user_id)
-    if not span.n_reviews:
-        raise _unknown_user(user_id, dataset)
-    train = _user_train(store, dataset, version, user_id)
-    earlier = train.up_to(_end_of(day))
-    if earlier.reviews.empty:
-        raise _before_first(user_id, day, span)
+    day, span, train, earlier = _train_then(store, dataset, version, user_id, as_of)
     corpus = corpus if corpus is not None else train_corpus(store, dataset)
     config = dataset_profile_config(store, dataset)
     then_built = _build(earlier, version, dataset, config, corpus)
