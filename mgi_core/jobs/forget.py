@@ -26,6 +26,7 @@ from mgi_core.data.privacy import salt_source, stored_user_id
 from mgi_core.errors import JobError, UnknownUserError
 from mgi_core.jobs.forget_files import UserFootprint, clean_run_folders, run_folders
 from mgi_core.jobs.manager import refresh_jobs, runs_root
+from mgi_core.profiles.incremental import rank_keywords_again
 from mgi_core.store import Store
 from mgi_core.store import forget as forgetting
 from mgi_core.store.datasets import dataset_names, get_dataset
@@ -170,6 +171,8 @@ def forget(store: Store, user_id: str, dataset: str | None = None) -> ForgetRepo
             result.add(forgetting.forget_user(tx, forms[0], name, also=forms[1:]))
     log.info("forgot a user: %d review(s) in %s", len(result.review_ids),
              ", ".join(result.datasets))
+    for name in result.datasets:  # the train corpus changed: keyword labels, as a rebuild
+        rank_keywords_again(store, name)
     cleanup = clean_run_folders(
         run_folders(runs_root(store), forgetting.run_folders_of(store, list(located)),
                     list(located)),

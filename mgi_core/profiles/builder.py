@@ -36,6 +36,10 @@ class UserProfiles:
     rows: pd.DataFrame
     vectors: np.ndarray
     last_liked: dict[str, np.ndarray] = field(default_factory=dict)
+    # user_id, review_id, interest: which fine interest each train review is in (what the
+    # keywords of an interest are counted over; ``profiles.incremental`` ranks them again)
+    members: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        {"user_id": [], "review_id": [], "interest": []}))
 
     def for_user(self, user_id: str) -> pd.DataFrame:
         return self.rows[self.rows["user_id"] == user_id]
@@ -167,6 +171,9 @@ def build_user_profiles(
     rows: list[dict] = []
     vecs: list[np.ndarray] = []
     last_liked: dict[str, np.ndarray] = {}
+    member_users: list[str] = []
+    member_reviews: list[np.ndarray] = []
+    member_interests: list[np.ndarray] = []
     head_index = {
         task: ({label: j for j, label in enumerate(labels)}, probs)
         for task, (labels, probs) in (head_probs or {}).items()
@@ -233,6 +240,9 @@ def build_user_profiles(
                 vecs.append(_normalise((vectors[members] * weights[members, None]).sum(0)))
         k, labels = choose_k(x, config) if n >= 4 else (1, np.zeros(n, dtype=int))
         groups = [idx[labels == c] for c in range(k)]
+        member_users += [user] * n
+        member_reviews.append(review_ids[idx])
+        member_interests.append(labels.astype(np.int32))
         keywords = ctfidf_keywords(
             [texts[g] for g in groups],
             corpus,
@@ -264,4 +274,11 @@ def build_user_profiles(
     frame = pd.DataFrame(rows)
     dim = vectors.shape[1] if vectors.ndim == 2 else 0
     matrix = np.stack(vecs).astype(np.float32) if vecs else np.zeros((0, dim), np.float32)
-    return UserProfiles(version, dataset, frame, matrix, last_liked)
+    members = pd.DataFrame({
+        "user_id": member_users,
+        "review_id": (np.concatenate(member_reviews) if member_reviews
+                      else np.zeros(0)).astype(np.int64),
+        "interest": (np.concatenate(member_interests) if member_interests
+                     else np.zeros(0)).astype(np.int32),
+    })
+    return UserProfiles(version, dataset, frame, matrix, last_liked, members)

@@ -14,11 +14,15 @@ version's state on the dataset to what a full recompute would give:
   recency half-life: an append moves a user's latest review, so every weight of theirs
   decays anew) against the keyword corpus of all train reviews, and replace their rows.
 
-Only the touched users and their items are read, plus one pass over the train texts for
-the keyword frequencies. Everything is written in one transaction
-(``store.embedding_updates.write_update``). A user the append did not touch keeps their
-stored profile: only its keyword labels can differ from a full rebuild (the c-TF-IDF
-reference frequencies include the appended texts); vectors, shares and affinities cannot.
+A user the append did not touch keeps their vectors, shares and affinities; only their
+keyword labels move, since c-TF-IDF ranks a user's words against the whole train corpus,
+which the appended texts changed: they are ranked again from each interest's stored
+reviews (``profile_interest_members``), without clustering anything again.
+
+Only the touched users and their items are read, plus two streamed passes over the train
+texts (the corpus frequencies, then every interest's texts for its labels). Everything is
+written in one transaction (``store.embedding_updates.write_update``), and the result
+equals a full rebuild, labels included (``tests/profiles/test_incremental.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from mgi_core.profiles.builder import build_user_profiles
+from mgi_core.profiles.keywords import CorpusFrequencies, ctfidf_keywords
 from mgi_core.profiles.service import HEAD_TASKS, dataset_profile_config, train_corpus
 from mgi_core.store import Store
 from mgi_core.store import embedding_updates as updates
@@ -133,6 +138,48 @@ def _head_probs(store: Store, version: str, dataset: str, review_ids: np.ndarray
     return out
 
 
+def ranked_keywords(store: Store, version: str, dataset: str, corpus: CorpusFrequencies,
+                    n_keywords: int, skip: set[str] = frozenset()) -> pd.DataFrame:
+    """user_id, interest, keywords of every stored fine interest (but those of ``skip``),
+    ranked against ``corpus`` from the interest's reviews (``profile_interest_members``):
+    c-TF-IDF weighs a user's words against the whole train corpus, so when it changes every
+    user's labels are ranked again, as a full rebuild would rank them. One streamed pass
+    over the texts; memory: one user's texts."""
+    out: list[tuple[str, int, list[str]]] = []
+    user, groups = None, {}
+
+    def flush() -> None:
+        if user is not None and user not in skip and groups:
+            keys = sorted(groups)
+            words = ctfidf_keywords([groups[k] for k in keys], corpus, n_keywords)
+            out.extend((user, k, w) for k, w in zip(keys, words, strict=True))
+
+    for batch in updates.interest_texts(store, version, dataset):
+        for u, k, text in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(),
+                              batch.column(2).to_pylist(), strict=True):
+            if u != user:
+                flush()
+                user, groups = u, {}
+            groups.setdefault(int(k), []).append(str(text))
+    flush()
+    return pd.DataFrame(out, columns=["user_id", "interest", "keywords"])
+
+
+def rank_keywords_again(store: Store, dataset: str) -> int:
+    """After the train corpus of ``dataset`` changed (a user forgotten), rank every stored
+    interest's keywords again, for each version with stored profiles, each in one
+    transaction. Returns the interests ranked."""
+    config = dataset_profile_config(store, dataset)
+    corpus = train_corpus(store, dataset)
+    n = 0
+    for version in profile_store.profile_versions(store, dataset):
+        keywords = ranked_keywords(store, version, dataset, corpus, config.n_keywords)
+        with store.transaction() as tx:
+            updates.replace_keywords(tx, version, dataset, keywords)
+        n += len(keywords)
+    return n
+
+
 def apply_update(store: Store, version: str, dataset: str, review_parquet: Path,
                  head_probs_parquet: Path | None = None,
                  cold_items_parquet: Path | None = None) -> UpdateResult:
@@ -166,10 +213,15 @@ def apply_update(store: Store, version: str, dataset: str, review_parquet: Path,
         review_ids = reviews["review_id"].to_numpy()
         vectors = _vectors_for(store, version, dataset, d, review_ids, new)
         heads = get_version(store, version).get("heads") or {}
+        config = dataset_profile_config(store, dataset)
+        corpus = train_corpus(store, dataset)
         profiles = build_user_profiles(
-            reviews, vectors, dataset_profile_config(store, dataset),
+            reviews, vectors, config,
             _head_probs(store, version, dataset, review_ids, heads, new_probs),
-            version, dataset, corpus=train_corpus(store, dataset))
+            version, dataset, corpus=corpus)
+        update.members = profiles.members
+        update.keywords = ranked_keywords(store, version, dataset, corpus, config.n_keywords,
+                                          skip=set(users))
         update.users = [str(u) for u in profiles.rows["user_id"].unique()] if len(
             profiles.rows) else []
         update.users = sorted(set(update.users) | set(users))

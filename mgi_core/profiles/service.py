@@ -152,7 +152,8 @@ def compute_profiles(
 def save_profiles(store: Store, profiles: UserProfiles) -> None:
     """Replace the stored profiles of (version, dataset) in one transaction."""
     profile_store.replace_profiles(
-        store, profiles.version, profiles.dataset, profiles.rows, profiles.vectors
+        store, profiles.version, profiles.dataset, profiles.rows, profiles.vectors,
+        profiles.members,
     )
 
 
@@ -169,8 +170,8 @@ def ensure_profiles(
     d = embedding_dim(store, version, dataset)
     profile_store.replace_profiles_in_batches(
         store, version, dataset, d,
-        ((p.rows, p.vectors) for p in profile_batches(store, dataset, version,
-                                                      batch_users=batch_users)),
+        ((p.rows, p.vectors, p.members)
+         for p in profile_batches(store, dataset, version, batch_users=batch_users)),
     )
 
 

@@ -28,6 +28,7 @@ PURGED_TABLES = (
     "reviews", "items", "ingest_rejects", "embedding_sets", "review_head_probs",
     "user_profiles", "evaluations", "per_user_metrics", "fusion_weights", "jobs",
     "search_studies", "search_trials", "training_ablations", "dataset_appends",
+    "profile_interest_members",
 )
 # Tables with a ``dataset`` column that a purge keeps: a model version trained on a dataset
 # outlives it (its row and training log stay; ``versions.retire_unembedded`` retires it), and
@@ -90,6 +91,7 @@ def set_profile_half_life(store: Store, name: str, days: float | None) -> int:
         tx.execute("UPDATE datasets SET profile_half_life_days = ? WHERE name = ?",
                    [days, name])
         tx.execute("DELETE FROM user_profiles WHERE dataset = ?", [name])
+        tx.execute("DELETE FROM profile_interest_members WHERE dataset = ?", [name])
         for table in vector_tables(tx):
             if table.startswith("user_profile_vectors_"):
                 tx.execute(f"DELETE FROM {table} WHERE dataset = ?", [name])

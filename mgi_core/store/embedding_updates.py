@@ -177,6 +177,9 @@ class VectorUpdate:
         users: the users whose profile rows ``profile_rows`` / ``profile_vectors`` replace
             (None: the version has no stored profiles of the dataset, none are written).
         profile_rows: ``PROFILE_COLUMNS``; ``vector_row`` indexes ``profile_vectors``.
+        members: the touched users' train reviews with their interest.
+        keywords: (user_id, interest, keywords) of the other users' interests, ranked again
+            against the new corpus (``profiles.incremental``).
     """
 
     review_parquet: Path
@@ -185,6 +188,8 @@ class VectorUpdate:
     users: list[str] | None = None
     profile_rows: pd.DataFrame | None = None
     profile_vectors: np.ndarray | None = None
+    members: pd.DataFrame | None = None
+    keywords: pd.DataFrame | None = None
 
 
 def _vector_table(ids: pa.Array, id_name: str, vectors: np.ndarray, d: int,
@@ -265,3 +270,39 @@ def _replace_user_profiles(tx, version: str, dataset: str, d: int,
                "FROM _mgi_profile_update_vecs", [version, dataset])
     tx.unregister("_mgi_profile_update_vecs")
     compact_vector_rows(tx, version, dataset, d)
+    tx.execute("DELETE FROM profile_interest_members WHERE version = ? AND dataset = ? AND "
+               "user_id IN (SELECT unnest(?::VARCHAR[]))", [version, dataset, update.users])
+    if update.members is not None and len(update.members):
+        tx.register("_mgi_profile_update_members", update.members)
+        tx.execute("INSERT INTO profile_interest_members SELECT ?, ?, user_id, review_id, "
+                   "interest FROM _mgi_profile_update_members", [version, dataset])
+        tx.unregister("_mgi_profile_update_members")
+    if update.keywords is not None and len(update.keywords):
+        replace_keywords(tx, version, dataset, update.keywords)
+
+
+def replace_keywords(tx, version: str, dataset: str, keywords: pd.DataFrame) -> None:
+    """Set the keywords of interest rows: ``keywords`` has user_id, interest, keywords."""
+    frame = pd.DataFrame({"user_id": keywords["user_id"].astype(str),
+                          "key": keywords["interest"].astype(str),
+                          "keywords": keywords["keywords"]})
+    tx.register("_mgi_profile_keywords", frame)
+    tx.execute(
+        """UPDATE user_profiles SET keywords = k.keywords::VARCHAR[]
+           FROM _mgi_profile_keywords k
+           WHERE user_profiles.version = ? AND user_profiles.dataset = ?
+             AND user_profiles.level = 'interest' AND user_profiles.user_id = k.user_id
+             AND user_profiles.key = k.key""", [version, dataset])
+    tx.unregister("_mgi_profile_keywords")
+
+
+def interest_texts(store: Store, version: str, dataset: str, chunk: int = 50_000):
+    """The texts of every user's fine interests, as (user_id, interest, text) Arrow batches
+    in user order (``profile_interest_members`` joined to the reviews), for ranking the
+    keywords again against a new corpus."""
+    with store.reader() as cur:
+        yield from cur.sql(
+            """SELECT m.user_id, m.interest, r.text FROM profile_interest_members m
+               JOIN reviews r ON r.review_id = m.review_id
+               WHERE m.version = ? AND m.dataset = ? ORDER BY m.user_id, m.interest""",
+            params=[version, dataset]).to_arrow_reader(chunk)

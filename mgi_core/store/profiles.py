@@ -130,6 +130,13 @@ def head_probs(
     return {int(review_id): probs for review_id, probs in rows}
 
 
+def profile_versions(store: Store, dataset: str) -> list[str]:
+    """The versions with stored profiles of ``dataset``."""
+    return [v for (v,) in store.cursor().execute(
+        "SELECT DISTINCT version FROM user_profiles WHERE dataset = ? ORDER BY version",
+        [dataset]).fetchall()]
+
+
 def has_profiles(store: Store, version: str, dataset: str) -> bool:
     """Whether profiles of (version, dataset) are stored."""
     row = store.cursor().execute(
@@ -140,7 +147,8 @@ def has_profiles(store: Store, version: str, dataset: str) -> bool:
 
 
 def replace_profiles(
-    store: Store, version: str, dataset: str, rows: pd.DataFrame, vectors: np.ndarray
+    store: Store, version: str, dataset: str, rows: pd.DataFrame, vectors: np.ndarray,
+    members: pd.DataFrame | None = None,
 ) -> None:
     """Replace the stored profiles of (version, dataset) in one transaction.
 
@@ -148,9 +156,10 @@ def replace_profiles(
         rows: one row per profile entry with the columns ``PROFILE_COLUMNS``; ``vector_row``
             indexes ``vectors``.
         vectors: (m, d) profile vectors.
+        members: user_id, review_id, interest of each train review (None: not stored).
     """
-    replace_profiles_in_batches(store, version, dataset, int(vectors.shape[1]),
-                                [(rows, vectors)])
+    batch = (rows, vectors) if members is None else (rows, vectors, members)
+    replace_profiles_in_batches(store, version, dataset, int(vectors.shape[1]), [batch])
 
 
 def compact_vector_rows(tx: duckdb.DuckDBPyConnection, version: str, dataset: str,
@@ -198,7 +207,8 @@ def replace_profiles_in_batches(
 ) -> int:
     """Replace the stored profiles of (version, dataset), written one batch at a time.
 
-    Each batch is (rows with ``PROFILE_COLUMNS``, their vectors (m, d)), ``rows["vector_row"]``
+    Each batch is (rows with ``PROFILE_COLUMNS``, their vectors (m, d)[, the interest of each
+    train review: user_id, review_id, interest]), ``rows["vector_row"]``
     numbering the vectors across all batches, ``vectors[j]`` being row ``vector_row`` = (rows
     before this batch) + j. Batches are committed into a pair of staging tables of this
     build, then moved into place by one transaction: readers see the old profiles or all
@@ -214,9 +224,11 @@ def replace_profiles_in_batches(
         cur.execute(f"CREATE TABLE {stage}_rows AS SELECT * FROM user_profiles LIMIT 0")
         cur.execute(f"CREATE TABLE {stage}_vecs (vector_row BIGINT NOT NULL, "
                     f"vector FLOAT[{d}])")
+        cur.execute(f"CREATE TABLE {stage}_members AS SELECT user_id, review_id, interest "
+                    "FROM profile_interest_members LIMIT 0")
     written = 0
     try:
-        for rows, vectors in batches:
+        for rows, vectors, *members in batches:
             frame = rows.loc[:, list(PROFILE_COLUMNS)].copy()
             frame.insert(0, "dataset", dataset)
             frame.insert(0, "version", version)
@@ -234,22 +246,29 @@ def replace_profiles_in_batches(
                 tx.execute(f"INSERT INTO {stage}_vecs SELECT vector_row, vector::FLOAT[{d}] "
                            "FROM _mgi_profile_vecs")
                 tx.unregister("_mgi_profile_vecs")
+                if members and len(members[0]):
+                    tx.register("_mgi_profile_members", members[0])
+                    tx.execute(f"INSERT INTO {stage}_members SELECT user_id, review_id, "
+                               "interest FROM _mgi_profile_members")
+                    tx.unregister("_mgi_profile_members")
             written += n
         with store.transaction(own_cursor=True) as tx:
             tx.execute(
                 f"""CREATE TABLE IF NOT EXISTS {table} (version VARCHAR NOT NULL,
                     dataset VARCHAR NOT NULL, vector_row BIGINT NOT NULL, vector FLOAT[{d}])"""
             )
-            for t in ("user_profiles", table):
+            for t in ("user_profiles", table, "profile_interest_members"):
                 tx.execute(f"DELETE FROM {t} WHERE version = ? AND dataset = ?",
                            [version, dataset])
             tx.execute(f"INSERT INTO user_profiles SELECT * FROM {stage}_rows "
                        "ORDER BY vector_row")
+            tx.execute(f"INSERT INTO profile_interest_members SELECT ?, ?, user_id, review_id, "
+                       f"interest FROM {stage}_members", [version, dataset])
             tx.execute(f"INSERT INTO {table} SELECT ?, ?, vector_row, vector "
                        f"FROM {stage}_vecs ORDER BY vector_row", [version, dataset])
     finally:
         with store.reader() as cur:
-            for suffix in ("_rows", "_vecs"):
+            for suffix in ("_rows", "_vecs", "_members"):
                 cur.execute(f"DROP TABLE IF EXISTS {stage}{suffix}")
     return written
 

@@ -262,6 +262,13 @@ MIGRATIONS.append(
         appended_at     TIMESTAMP NOT NULL DEFAULT current_timestamp,
         PRIMARY KEY (dataset, seq)
     );
+    CREATE TABLE profile_interest_members (     -- which fine interest each train review is in
+        version   VARCHAR NOT NULL,
+        dataset   VARCHAR NOT NULL,
+        user_id   VARCHAR NOT NULL,
+        review_id BIGINT NOT NULL,
+        interest  INTEGER NOT NULL             -- user_profiles.key of the interest row
+    );
     CREATE TABLE forgotten_data (
         version      VARCHAR NOT NULL,          -- trained with reviews since forgotten
         dataset      VARCHAR NOT NULL,
@@ -278,5 +285,5 @@ TABLES = frozenset({
     "datasets", "reviews", "items", "ingest_rejects", "model_versions", "train_log",
     "embedding_sets", "jobs", "review_head_probs", "user_profiles", "evaluations",
     "per_user_metrics", "fusion_weights", "search_studies", "search_trials",
-    "training_ablations", "dataset_appends", "forgotten_data",
+    "training_ablations", "dataset_appends", "forgotten_data", "profile_interest_members",
 })

@@ -268,3 +268,34 @@ def test_a_dataset_of_hashed_user_ids_forgets_the_raw_id_and_the_stored_one(
         # another salt would give the user another id: said, before anything is looked up
         with pytest.raises(ConfigError, match="not the one dataset 'hashed' was hashed with"):
             forget(store, "u3", "hashed")
+
+
+def test_after_a_forget_every_profile_equals_a_rebuild_keywords_included(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The forgotten user's texts leave the keyword corpus: every other user's labels are
+    ranked again, so the stored profiles equal a build from scratch, labels and all."""
+    from mgi_core.cli import DEMO_DIR
+    from mgi_core.data.ingest import ingest_file
+    from mgi_core.profiles.service import compute_profiles, ensure_profiles, stored_profiles
+    from tests.fake_encoder import DEMO_VOCAB, register_fake_version
+
+    monkeypatch.setenv("MGI_RUNS", str(tmp_path / "runs"))
+    with Store(tmp_path / "mgi.duckdb") as store:
+        ingest_file(store, DEMO_DIR / "reviews.csv", "demo")
+        register_fake_version(store, "demo", DEMO_VOCAB)
+        ensure_profiles(store, "demo", "fake")
+        # the most active user: the most texts leave the corpus
+        user = store.cursor().execute(
+            "SELECT user_id FROM reviews GROUP BY user_id ORDER BY count(*) DESC, user_id "
+            "LIMIT 1").fetchall()[0][0]
+        forget(store, user, "demo")
+        got, want = stored_profiles(store, "demo", "fake"), compute_profiles(store, "demo", "fake")
+        assert got is not None and user not in set(got.rows["user_id"])
+        np.testing.assert_allclose(got.vectors, want.vectors, atol=1e-5)
+        cols = ["user_id", "level", "key", "n_reviews"]
+        pd.testing.assert_frame_equal(got.rows[cols], want.rows[cols])
+        def labels(rows: pd.DataFrame) -> list[list[str] | None]:
+            return [list(k) if isinstance(k, (list, np.ndarray)) else None
+                    for k in rows["keywords"]]
+
+        assert labels(got.rows) == labels(want.rows)
