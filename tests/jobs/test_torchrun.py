@@ -204,7 +204,10 @@ def _fine_tune_to(rank: int, size: int, init_file: str, model: str, snapshot_fil
     torch.save({"state": state, "steps": result.n_steps, "val": result.val_metrics},
                f"{out}.{size}.{rank}")
     if size > 1:
-        dist.destroy_process_group()
+        from mgi_core.encoder.distributed import shutdown
+
+        del result, state
+        shutdown()  # collects the DDP wrapper first: left to exit, it can abort the process
 
 
 @pytest.mark.slow
