@@ -244,8 +244,14 @@ def _compare(got, want) -> dict[str, object]:
                         - b[values].astype(float).fillna(-9).to_numpy())
     other = (a["n_reviews"].to_numpy() != b["n_reviews"].to_numpy()) | (
         diff.max(axis=1, initial=0.0) > TOL)
+
+    def labels(rows) -> list[tuple[str, ...]]:
+        return [tuple(k) if isinstance(k, (list, np.ndarray)) else () for k in rows["keywords"]]
+
+    keywords = np.array([x != y for x, y in zip(labels(a), labels(b), strict=True)], bool)
     return {"rows_equal": rest == 0 and not other.any(), "n_rows": len(got.rows),
             "n_rows_differing": int(rest + other.sum()),
+            "n_keywords_differing": int(keywords.sum()),
             "max_abs_diff": float(diff.max(initial=0.0)),
             "max_abs_diff_values": float(value_diff.max(initial=0.0))}
 
@@ -392,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_abs_diff_values": check["max_abs_diff_values"],
         "item_max_abs_diff": check["item_max_abs_diff"], "rows_equal": check["rows_equal"],
         "n_rows_differing": check["n_rows_differing"],
+        "n_keywords_differing": check["n_keywords_differing"],
         "before_update_max_abs_diff": check["before_update_max_abs_diff"],
         "before_update_rows_differing": check["before_update_rows_differing"],
         "items_equal": check["items_equal"], "stages": stages,
@@ -408,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"incremental vs full: profile vectors max |diff| {check['max_abs_diff']:.2e}, "
         f"share/sentiment/head_prob/affinity {check['max_abs_diff_values']:.2e}, rows "
         f"{'equal' if check['rows_equal'] else 'DIFFER'} ({check['n_rows_differing']:,} "
-        "differ); item vectors max |diff| "
+        f"differ, keyword labels of {check['n_keywords_differing']:,}); item vectors max |diff| "
         f"{check['item_max_abs_diff']:.2e}, items "
         f"{'equal' if check['items_equal'] else 'DIFFER'}")
     say(f"control: the profiles before the update vs the full rebuild: max |diff| "
