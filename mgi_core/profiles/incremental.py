@@ -41,7 +41,7 @@ from mgi_core.profiles.service import HEAD_TASKS, dataset_profile_config, train_
 from mgi_core.store import Store
 from mgi_core.store import embedding_updates as updates
 from mgi_core.store import profiles as profile_store
-from mgi_core.store.embeddings import embedded_datasets, embedding_dim, item_means
+from mgi_core.store.embeddings import embedding_dim, item_means
 from mgi_core.store.versions import get_version, list_versions
 
 log = logging.getLogger(__name__)
@@ -75,14 +75,7 @@ def current_version(store: Store, dataset: str) -> str | None:
 
 def versions_behind(store: Store, dataset: str) -> dict[str, int]:
     """version -> how many reviews of ``dataset`` it has not embedded (only those behind)."""
-    out = {}
-    for version, datasets in embedded_datasets(store).items():
-        if dataset in datasets:
-            n = updates.missing_count(store, version, dataset,
-                                      embedding_dim(store, version, dataset))
-            if n:
-                out[version] = n
-    return out
+    return updates.sets_behind(store, dataset)
 
 
 def _read_vectors(path: Path, id_column: str) -> tuple[np.ndarray, np.ndarray]:

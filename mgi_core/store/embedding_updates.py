@@ -38,6 +38,18 @@ def missing_count(store: Store, version: str, dataset: str, d: int) -> int:
                                       [dataset, version]).fetchall()[0][0])
 
 
+def sets_behind(store: Store, dataset: str) -> dict[str, int]:
+    """version -> how many reviews of ``dataset`` it has not embedded, from the stored
+    counts (an embedding set's, kept by every load, update and forget, against the
+    dataset's): one small join, not a scan of the vectors, for a page that asks each run."""
+    rows = store.cursor().execute(
+        """SELECT e.version, d.n_reviews - e.n_reviews FROM embedding_sets e
+           JOIN datasets d ON d.name = e.dataset
+           WHERE e.dataset = ? AND d.n_reviews > e.n_reviews ORDER BY e.version""",
+        [dataset]).fetchall()
+    return {str(v): int(n) for v, n in rows}
+
+
 def export_missing(store: Store, version: str, dataset: str, d: int, path: Path) -> int:
     """The reviews of ``dataset`` with no ``version`` vector, as a job snapshot (the columns
     of ``datasets.SNAPSHOT_COLUMNS``), plus the items with neither a ``version`` vector nor
